@@ -1,0 +1,226 @@
+// The durable message store: one SQLite file in WAL mode, one writer thread with group commit,
+// any number of readers.
+//
+// Message lifecycle (each transition is recorded with its time in `transitions`):
+//
+//   received ──► validated ──► routed ──► delivered ──► apprec-ok / apprec-rejected / apprec-partial
+//      │             │            │  ▲        │                         │
+//      │             │            │  └─retry──┤ (failed: retriable)     ▼
+//      ▼             ▼            ▼           ▼                        read
+//   rejected     unroutable    waiting     dead (permanent failure or attempts exhausted)
+//   (T01/T02/T10/E21 ...)      (pull: until fetched)
+//
+// 'read' is recorded as its own fact (read_at/read_by) and as a transition, whatever the state.
+#pragma once
+
+#include "broker/error.hpp"
+#include "broker/message.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker::store {
+
+/// Message states as stored (text in the database, stable: operators query them).
+namespace state {
+inline constexpr const char* received = "received";
+inline constexpr const char* validated = "validated";
+inline constexpr const char* routed = "routed";
+inline constexpr const char* waiting = "waiting";          ///< pull delivery: waiting in the inbox
+inline constexpr const char* delivered = "delivered";
+inline constexpr const char* failed = "failed";            ///< a retriable delivery failure; will retry
+inline constexpr const char* dead = "dead";                ///< gave up: permanent failure or attempts exhausted
+inline constexpr const char* rejected = "rejected";        ///< refused at intake (T01/T02/T10/E21...)
+inline constexpr const char* unroutable = "unroutable";    ///< valid, receiver known, but no rule matched
+inline constexpr const char* apprec_ok = "apprec-ok";
+inline constexpr const char* apprec_rejected = "apprec-rejected";
+inline constexpr const char* apprec_partial = "apprec-partial";  ///< status 3: OK, error in a part
+inline constexpr const char* read = "read";
+} // namespace state
+
+/// Milliseconds since the Unix epoch (UTC).
+using millis = std::int64_t;
+millis now_ms();
+
+/// A message as intake hands it to the store.
+struct new_message {
+    std::string id;             ///< broker id (UUID), assigned by intake
+    message_facts facts;        ///< sender/receiver/type/...; may be partial for rejected input
+    std::string raw;            ///< the business document exactly as received (after base64 decode)
+    std::string content_type;   ///< "application/xml"
+    std::string source;         ///< where it came from: "http", "amqp:...", "internal" (broker-made AppRec)
+    std::string state;          ///< the state after intake (validated/routed/waiting/rejected/unroutable)
+    std::vector<std::string> initial_states;  ///< transitions to record, in order, e.g. {received, validated, routed}
+    std::string rule;           ///< id of the routing rule that matched ("" if none)
+    std::string adapter;        ///< adapter instance that will deliver it ("" if none)
+    std::string error_code;     ///< rejection code (T01, T02, T10, E21, ...), "" if accepted
+    std::string error_text;     ///< rejection reason (no patient data)
+    std::string original_id;    ///< for an AppRec: broker id of the original message, if found
+    int http_status = 0;        ///< the answer given to the sender, replayed to duplicates
+    std::string response_json;  ///< the JSON body of that answer
+};
+
+/// Result of inserting: either stored, or a duplicate of an earlier (sender HER-id, MsgId).
+struct insert_outcome {
+    bool duplicate = false;
+    std::string id;             ///< the stored id (the earlier one for a duplicate)
+    int http_status = 0;        ///< for a duplicate: the first answer's status
+    std::string response_json;  ///< for a duplicate: the first answer's body
+};
+
+/// One row of `messages` (no body).
+struct message_row {
+    std::string id;
+    std::string msg_id;
+    std::string kind;           ///< "msghead" | "apprec"
+    std::string msg_type;
+    std::string root_ns;
+    std::string content_ns;
+    std::string sender_her;     ///< lowest level
+    std::string sender_lvl1_her;
+    std::string receiver_her;   ///< lowest level
+    std::string receiver_lvl1_her;
+    std::string conversation_ref;
+    std::string parent_ref;
+    std::string gen_date;
+    std::string state;
+    std::string rule;
+    std::string adapter;
+    std::string source;
+    std::string error_code;
+    std::string error_text;
+    std::string original_id;    ///< AppRec → original
+    std::string original_msg_id;
+    std::string apprec_id;      ///< original → the AppRec that answered it
+    std::string apprec_status;  ///< "Ok" | "Rejected" | "OkErrorInMessagePart" | ""
+    std::string apprec_errors_json;  ///< JSON array [{errorCode, description}], "[]" if none
+    std::string transport_state;     ///< "Unconfirmed" | "Acknowledged" | "Rejected"
+    std::string read_by;
+    millis read_at = 0;
+    millis received_at = 0;
+    millis updated_at = 0;
+    millis delivered_at = 0;
+    int attempts = 0;
+    millis next_attempt_at = 0;
+    std::string last_error;
+    std::int64_t size = 0;
+    std::string content_type;
+};
+
+struct transition_row {
+    std::string state;
+    millis at = 0;
+    std::string detail;  ///< e.g. "http 503 from https://...", "rule demo-visma", never content
+};
+
+/// Filter for listing (all fields optional; empty = no filter).
+struct message_filter {
+    std::vector<std::string> receivers;  ///< lowest-level receiver HER-ids
+    std::string sender;
+    std::string msg_type;
+    std::string state;
+    std::string msg_id;
+    std::string conversation;
+    std::optional<millis> from, to;
+    bool unread_only = false;            ///< read_at IS NULL and state not rejected/dead
+    int limit = 100;
+};
+
+/// A communication party in the address registry (mirrors AR CommunicationPartyDetails).
+struct party {
+    std::string her_id;
+    std::string name;
+    std::string type;            ///< "organisation" | "department" | "service" | "person"
+    std::string parent_her_id;
+    std::string org_number;      ///< ENH of the party or its parent
+    std::string municipality;    ///< kodeverk 3402 code, e.g. "0301"
+    std::string edi_address;
+    std::string adapter;         ///< adapter instance serving this party ("" = none)
+    bool active = true;
+    /// Only services and persons receive messages (standards.md §2.6).
+    bool can_receive() const { return active && (type == "service" || type == "person"); }
+};
+
+/// The writer-side API, valid only inside a write operation (on the writer thread, inside the
+/// group transaction). Each operation runs in its own SAVEPOINT: if it returns an error, its
+/// changes are rolled back and the others in the batch still commit.
+class write_txn {
+public:
+    virtual ~write_txn() = default;
+    virtual result<insert_outcome> insert_message(const new_message& m) = 0;
+    /// Set state (and record the transition). 'detail' is stored with the transition.
+    virtual result<void> set_state(std::string_view id, std::string_view state, std::string_view detail) = 0;
+    /// Record a transition without changing the current state (e.g. "read").
+    virtual result<void> add_transition(std::string_view id, std::string_view state, std::string_view detail) = 0;
+    virtual result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
+                                      std::string_view last_error) = 0;
+    virtual result<void> set_delivered(std::string_view id, std::string_view transport_state) = 0;
+    virtual result<void> set_read(std::string_view id, std::string_view her_id) = 0;
+    /// Link an original message to the AppRec that answered it and record its outcome.
+    virtual result<void> set_apprec(std::string_view original_id, std::string_view apprec_id,
+                                    std::string_view status, std::string_view errors_json) = 0;
+    virtual result<void> set_route(std::string_view id, std::string_view rule, std::string_view adapter) = 0;
+    virtual result<void> upsert_party(const party& p) = 0;
+    virtual result<void> delete_all_parties() = 0;
+};
+
+/// Read-side API. One reader per thread (its own connection); readers never block the writer.
+class reader {
+public:
+    virtual ~reader() = default;
+    virtual result<std::optional<message_row>> get(std::string_view id) = 0;
+    virtual result<std::optional<std::string>> body(std::string_view id) = 0;
+    virtual result<std::vector<transition_row>> transitions(std::string_view id) = 0;
+    virtual result<std::optional<message_row>> find_by_msg_id(std::string_view sender_her, std::string_view msg_id) = 0;
+    /// Any message with this MsgId, newest first (AppRec correlation when the sender is ambiguous).
+    virtual result<std::vector<message_row>> find_all_by_msg_id(std::string_view msg_id) = 0;
+    virtual result<std::vector<message_row>> list(const message_filter& f) = 0;
+    /// Messages to (re)deliver: state routed or failed, adapter set, next_attempt_at <= now.
+    virtual result<std::vector<message_row>> due_for_delivery(millis now, int limit) = 0;
+    virtual result<std::optional<party>> get_party(std::string_view her_id) = 0;
+    virtual result<std::vector<party>> all_parties() = 0;
+    virtual result<std::int64_t> count_messages() = 0;
+};
+
+struct options {
+    std::string path;                  ///< database file; created with its folder if missing
+    std::string synchronous = "FULL";  ///< FULL (default) | NORMAL | OFF
+    int max_batch = 256;               ///< most operations per group transaction
+    std::size_t queue_limit = 10000;   ///< writer queue bound; beyond it submit() answers store.busy
+};
+
+/// A write operation; runs on the writer thread inside the group transaction.
+using write_op = std::function<result<void>(write_txn&)>;
+/// Called on the writer thread once the group transaction is durably committed (ok) or failed.
+/// Keep it short: hand the result to your own executor.
+using write_done = std::function<void(result<void>)>;
+
+class store {
+public:
+    virtual ~store() = default;
+    /// Queue an operation for the writer. Returns an error at once (store.busy) when the queue is
+    /// full or the store has failed; otherwise 'done' is called exactly once after commit.
+    virtual result<void> submit(write_op op, write_done done) = 0;
+    /// The calling thread's reader (opened on first use).
+    virtual reader& thread_reader() = 0;
+    /// Current writer queue depth (for metrics / back-pressure).
+    virtual std::size_t queue_depth() const = 0;
+    /// Flush the queue, stop the writer, close. Idempotent.
+    virtual void close() = 0;
+    /// Schema version of the open database.
+    virtual int schema_version() const = 0;
+};
+
+/// Open (creating or migrating) the store and start its writer thread.
+result<std::unique_ptr<store>> open(const options& o);
+
+/// Run 'op' synchronously (submit + wait). For tools and tests, never on an I/O thread.
+result<void> write_sync(store& s, write_op op);
+
+} // namespace broker::store

@@ -1,0 +1,76 @@
+// Parsing and schema validation of inbound documents (Xerces-C++ SAX2 with a cached grammar pool).
+#pragma once
+
+#include "broker/error.hpp"
+#include "broker/message.hpp"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace broker::xml {
+
+/// Initialise Xerces once per process (idempotent, thread-safe). Call before anything else here.
+void platform_init();
+
+/// The verdict on one document, mapped onto the AppRec error codes of kodeverk 8221.
+enum class verdict {
+    valid,            ///< well-formed and valid against the broker's schemas
+    not_well_formed,  ///< T01: not XML / not well-formed / unreadable
+    invalid,          ///< T02: does not validate
+    unsupported,      ///< T10: a root or content namespace/version the broker does not support
+};
+
+/// "T01" / "T02" / "T10", or "" for valid.
+const char* apprec_code(verdict v) noexcept;
+
+struct diagnostic {
+    int line = 0;    ///< 1-based
+    int column = 0;  ///< 1-based
+    std::string message;  ///< the parser's reason; names elements, never echoes text content
+};
+
+struct validation_result {
+    verdict v = verdict::valid;
+    std::vector<diagnostic> diagnostics;  ///< empty when valid; at most a few dozen
+    message_facts facts;  ///< filled as far as the parse got; reliable when v == valid
+    /// True when the sender could be identified (msg_id and the sender's HER-id were read), so a
+    /// rejection AppRec can be addressed even for an invalid document.
+    bool sender_known() const { return !facts.msg_id.empty() && !facts.sender.lowest_her().empty(); }
+};
+
+/// Where the validator's schemas come from.
+struct schema_source {
+    /// Empty: the XSDs compiled into the binary (schemas/). Otherwise a folder with the same files.
+    std::string directory;
+};
+
+/// A validating SAX parser with its own cached grammar pool. Not thread-safe: give each thread its
+/// own instance (Xerces builds regex tables lazily without a lock, see limits.md). Creating one
+/// loads and pre-compiles every grammar.
+class validator {
+public:
+    virtual ~validator() = default;
+
+    /// Parse, validate and extract facts. Accepts MsgHead (with Dialogmelding 1.0/1.1 and
+    /// Base64Container content), AppRec 1.0/1.1, and NAV's EI_fellesformat around a MsgHead (the
+    /// inner MsgHead is what is validated). 'system_id' names the document in diagnostics.
+    /// Never throws.
+    virtual validation_result validate(std::string_view document, std::string_view system_id = "message") = 0;
+
+    /// Same, but only well-formedness + fact extraction, no schema (for tools and diagnostics).
+    virtual validation_result parse_only(std::string_view document, std::string_view system_id = "message") = 0;
+};
+
+/// Builds a validator; fails when a schema does not load (with file:line:col of the XSD problem).
+result<std::unique_ptr<validator>> make_validator(const schema_source& src = {});
+
+/// A validator owned by the calling thread, built from the embedded schemas on first use.
+validator& thread_validator();
+
+/// If 'document' is NAV's EI_fellesformat, the MsgHead inside it as a standalone document
+/// (namespace declarations in scope carried over); otherwise nullopt-like empty string.
+std::string unwrap_fellesformat(std::string_view document);
+
+} // namespace broker::xml

@@ -1,0 +1,76 @@
+#include "broker/log.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <unistd.h>
+
+namespace broker::log {
+namespace {
+std::atomic<int> g_level{static_cast<int>(level::info)};
+
+const char* name(level l) {
+    switch (l) {
+    case level::debug: return "debug";
+    case level::info: return "info";
+    case level::warn: return "warn";
+    case level::error: return "error";
+    default: return "off";
+    }
+}
+
+void append_quoted(std::string& out, std::string_view s) {
+    out += boost::json::serialize(boost::json::string(s));
+}
+} // namespace
+
+void set_level(level l) { g_level.store(static_cast<int>(l)); }
+level get_level() { return static_cast<level>(g_level.load()); }
+
+bool parse_level(std::string_view s, level& out) {
+    for (level l : {level::debug, level::info, level::warn, level::error, level::off}) {
+        if (s == name(l)) {
+            out = l;
+            return true;
+        }
+    }
+    return false;
+}
+
+void emit(level l, std::string_view event, std::initializer_list<field> fields) {
+    if (static_cast<int>(l) < g_level.load(std::memory_order_relaxed))
+        return;
+    using namespace std::chrono;
+    auto now = system_clock::now();
+    std::time_t t = system_clock::to_time_t(now);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char ts[40];
+    auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    std::string line;
+    line.reserve(128);
+    line += "{\"ts\":\"";
+    line += ts;
+    line += "\",\"level\":\"";
+    line += name(l);
+    line += "\",\"event\":";
+    append_quoted(line, event);
+    for (auto& [k, v] : fields) {
+        line += ',';
+        append_quoted(line, k);
+        line += ':';
+        append_quoted(line, v);
+    }
+    line += "}\n";
+    // One write per line so concurrent threads do not interleave within a line.
+    ssize_t r = ::write(2, line.data(), line.size());
+    (void)r;
+}
+
+} // namespace broker::log
