@@ -1,0 +1,64 @@
+// Internals of broker/src/xml shared between its translation units.
+#pragma once
+
+#include "broker/xml.hpp"
+
+#include <xercesc/util/XercesDefs.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace broker::xml::detail {
+
+/// Appends the UTF-8 form of UTF-16 text (XMLCh is char16_t); lone surrogates become U+FFFD.
+void append_utf8(std::string& out, const XMLCh* s, std::size_t n);
+void append_utf8(std::string& out, const XMLCh* s);  ///< NUL-terminated; null is ""
+inline std::string to_utf8(const XMLCh* s) {
+    std::string r;
+    append_utf8(r, s);
+    return r;
+}
+
+/// Same, without XML white space (space, tab, CR, LF) at either end.
+void assign_utf8_trimmed(std::string& out, const XMLCh* s, std::size_t n);
+
+/// Compare a NUL-terminated XMLCh string with a UTF-16 literal.
+inline bool eq(const XMLCh* a, std::u16string_view b) noexcept {
+    if (!a)
+        return b.empty();
+    std::size_t i = 0;
+    for (; i < b.size(); ++i)
+        if (a[i] != b[i])
+            return false;
+    return a[i] == 0;
+}
+
+/// The parser's error text made safe to log and to put into an AppRec: quoted text that is not an
+/// element, attribute, type or namespace name (i.e. values from the document) is replaced by '…'.
+std::string sanitize_message(const XMLCh* msg);
+
+/// Where the MsgHead of an EI_fellesformat sits in the original bytes.
+struct fellesformat_layout {
+    bool is_fellesformat = false;      ///< root element is {http://www.nav.no/xml/eiff/2/}EI_fellesformat
+    std::size_t decl_end = 0;          ///< end of the BOM + XML declaration kept verbatim (0 if none)
+    std::size_t msghead_begin = 0;     ///< '<' of the MsgHead start tag
+    std::size_t msghead_tag_end = 0;   ///< position of the '>' or "/>" that closes the start tag
+    std::size_t msghead_end = 0;       ///< one past the end of the MsgHead element
+    std::string extra_xmlns;           ///< " xmlns:p='…'" declarations of the envelope to carry over
+    bool found_msghead = false;
+};
+
+/// Lexical look at the envelope (ASCII-compatible encodings: UTF-8, ISO-8859-x). Cheap when the
+/// root is not EI_fellesformat: it stops after the root element's name.
+fellesformat_layout scan_fellesformat(std::string_view doc);
+
+/// Builds the standalone MsgHead from a layout with found_msghead: the XML declaration is kept,
+/// the envelope before MsgHead becomes blanks (line breaks kept, so line numbers stay those of the
+/// original file), envelope namespace declarations are appended to the MsgHead start tag.
+std::string build_unwrapped(std::string_view doc, const fellesformat_layout& l);
+
+/// The regex pre-warm for Xerces' shared character-class tables (see platform_init).
+void prewarm_regex();
+
+} // namespace broker::xml::detail

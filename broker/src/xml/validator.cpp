@@ -1,0 +1,375 @@
+// The validator: Xerces-C++ SAX2 with a grammar pool of its own, loaded from the embedded XSDs (or
+// a folder), locked, and reused for every message.
+#include "xml/detail.hpp"
+#include "xml/facts_handler.hpp"
+
+#include "broker/embedded.hpp"
+
+#include <xercesc/framework/MemBufInputSource.hpp>
+#include <xercesc/framework/XMLGrammarPoolImpl.hpp>
+#include <xercesc/sax2/SAX2XMLReader.hpp>
+#include <xercesc/sax2/XMLReaderFactory.hpp>
+#include <xercesc/util/OutOfMemoryException.hpp>
+#include <xercesc/util/PlatformUtils.hpp>
+#include <xercesc/util/SecurityManager.hpp>
+#include <xercesc/sax/EntityResolver.hpp>
+#include <xercesc/util/XMLUni.hpp>
+#include <xercesc/validators/common/Grammar.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace broker::xml {
+
+namespace xc = XERCES_CPP_NAMESPACE;
+
+namespace {
+
+/// The message schemas, loaded in this order; their imports (kith-datatypes, felleskomponent1,
+/// xmldsig) are resolved by file name among the same files. Anything else in schemas/ (routing
+/// rules, registry files, ...) is not a message format and is not loaded.
+constexpr std::string_view message_schemas[] = {
+    "MsgHead-v1_2.xsd", "dialogmelding-v1.0.xsd", "dialogmelding-v1.1.xsd",
+    "apprec-v1.0.xsd",  "apprec-v1.1.xsd",        "kith-base64.xsd",
+};
+
+constexpr XMLCh message_id[] = u"message";
+
+std::string_view base_name(std::string_view p) {
+    auto s = p.find_last_of("/\\");
+    return s == std::string_view::npos ? p : p.substr(s + 1);
+}
+
+/// Serves xs:import/xs:include schemaLocations from the in-memory files, by file name. Nothing
+/// else is resolved, and default resolution (files, network) is switched off on the readers.
+/// (External entities never get here: a DOCTYPE stops the parse before any could be declared.)
+class memory_resolver : public xc::EntityResolver {
+public:
+    explicit memory_resolver(const std::vector<embedded_file>* files) : files_(files) {}
+
+    xc::InputSource* resolveEntity(const XMLCh* const, const XMLCh* const system_id) override {
+        const std::string wanted = detail::to_utf8(system_id);
+        const std::string_view name = base_name(wanted);
+        for (const auto& f : *files_) {
+            if (f.name == name) {
+                auto* src = new xc::MemBufInputSource(reinterpret_cast<const XMLByte*>(f.content.data()),
+                                                      f.content.size(), std::string(f.name).c_str(), false);
+                src->setCopyBufToStream(false);
+                return src;
+            }
+        }
+        return nullptr;
+    }
+
+private:
+    const std::vector<embedded_file>* files_;
+};
+
+/// Error handler used while the grammars load: remembers the first problem and where.
+class load_errors : public xc::DefaultHandler {
+public:
+    void warning(const xc::SAXParseException&) override {}
+    void error(const xc::SAXParseException& e) override { note(e); }
+    void fatalError(const xc::SAXParseException& e) override { note(e); }
+    void resetErrors() override {}
+
+    bool failed = false;
+    std::string file, message;
+    int line = 0, column = 0;
+
+private:
+    void note(const xc::SAXParseException& e) {
+        if (failed)
+            return;
+        failed = true;
+        file = detail::to_utf8(e.getSystemId());
+        message = detail::to_utf8(e.getMessage());
+        line = static_cast<int>(e.getLineNumber());
+        column = static_cast<int>(e.getColumnNumber());
+    }
+};
+
+/// Small valid documents run once through every new validator, while a global lock is held, so
+/// that Xerces' lazily built per-pattern and shared regex tables are complete before the
+/// validator is used concurrently with others (see limits.md, RangeToken race).
+constexpr std::string_view prewarm_docs[] = {
+    R"(<MsgHead xmlns="http://www.kith.no/xmlstds/msghead/2006-05-24"><MsgInfo><Type V="T"/><MIGversion>v1.2 2006-05-24</MIGversion><GenDate>2024-01-01T00:00:00Z</GenDate><MsgId>p</MsgId><Sender><Organisation><OrganisationName>a</OrganisationName><Ident><Id>1</Id><TypeId V="HER" S="2.16.578.1.12.4.1.1.9051"/></Ident></Organisation></Sender><Receiver><Organisation><OrganisationName>b</OrganisationName><Ident><Id>2</Id><TypeId V="HER" S="2.16.578.1.12.4.1.1.9051"/></Ident></Organisation></Receiver></MsgInfo><Document><RefDoc><MsgType V="XML"/><Content><Dialogmelding xmlns="http://www.kith.no/xmlstds/dialog/2013-01-23"><Notat><TemaKodet V="6" S="2.16.578.1.12.4.1.1.7322"/></Notat></Dialogmelding></Content></RefDoc></Document><Document><RefDoc><MsgType V="XML"/><Content><Dialogmelding xmlns="http://www.kith.no/xmlstds/dialog/2006-10-11"><Notat><TemaKodet V="6" S="2.16.578.1.12.4.1.1.7322"/></Notat></Dialogmelding></Content></RefDoc></Document></MsgHead>)",
+    R"(<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2004-11-21"><MsgType V="APPREC"/><MIGversion>1.0 2004-11-21</MIGversion><GenDate>2024-01-01T00:00:00</GenDate><Id>p</Id><Sender><HCP><Inst><Id>1</Id></Inst></HCP></Sender><Receiver><HCP><Inst><Id>2</Id></Inst></HCP></Receiver><Status V="2"/><Error V="T02" S="2.16.578.1.12.4.1.1.8221"/><OriginalMsgId><MsgType V="T"/><IssueDate>2024-01-01T00:00:00</IssueDate><Id>q</Id></OriginalMsgId></AppRec>)",
+    R"(<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2012-02-15"><MsgType V="APPREC"/><MIGversion>v1.1 2012-02-15</MIGversion><GenDate>2024-01-01T00:00:00</GenDate><Id>p</Id><Sender><HCP><Inst><Id>1</Id></Inst></HCP></Sender><Receiver><HCP><Inst><Id>2</Id></Inst></HCP></Receiver><Status V="2"/><Error V="T02" S="2.16.578.1.12.4.1.1.8221"/><OriginalMsgId><MsgType V="T"/><IssueDate>2024-01-01T00:00:00</IssueDate><Id>q</Id></OriginalMsgId></AppRec>)",
+};
+
+std::mutex& creation_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+class validator_impl final : public validator {
+public:
+    /// 'owned' (from a folder) or 'files' (embedded) supplies the schemas.
+    validator_impl(std::vector<std::pair<std::string, std::string>> owned, std::vector<embedded_file> files)
+        : owned_(std::move(owned)), files_(std::move(files)), resolver_(&files_), handler_(&content_ns_) {
+        for (const auto& [name, content] : owned_)
+            files_.push_back({name, content});
+        security_.setEntityExpansionLimit(100);
+    }
+
+    ~validator_impl() override {
+        // Readers refer to the pool: release them first.
+        validating_.reset();
+        plain_.reset();
+        pool_.reset();
+    }
+
+    /// Loads the grammars; an error names the XSD file, line and column.
+    result<void> load() {
+        pool_ = std::make_unique<xc::XMLGrammarPoolImpl>(xc::XMLPlatformUtils::fgMemoryManager);
+        validating_.reset(make_reader(true));
+        load_errors le;
+        validating_->setErrorHandler(&le);
+        validating_->setFeature(xc::XMLUni::fgXercesSchemaFullChecking, true);
+        validating_->setFeature(xc::XMLUni::fgXercesUseCachedGrammarInParse, true);
+        validating_->setFeature(xc::XMLUni::fgXercesCacheGrammarFromParse, true);
+        for (std::string_view name : message_schemas) {
+            const embedded_file* f = find(name);
+            if (!f)
+                return error("schema.missing", "message schema " + std::string(name) + " is not available");
+            xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(f->content.data()), f->content.size(),
+                                      std::string(name).c_str(), false);
+            src.setCopyBufToStream(false);
+            xc::Grammar* g = validating_->loadGrammar(src, xc::Grammar::SchemaGrammarType, true);
+            if (le.failed)
+                return error("schema.invalid", le.message, le.file.empty() ? std::string(name) : le.file, le.line,
+                             le.column);
+            if (!g)
+                return error("schema.invalid", "the schema did not load", std::string(name), 0, 0);
+        }
+        pool_->lockPool();
+        auto grammars = pool_->getGrammarEnumerator();
+        while (grammars.hasMoreElements()) {
+            const XMLCh* tns = grammars.nextElement().getTargetNamespace();
+            content_ns_.emplace_back(tns ? tns : u"");
+        }
+        // From here on: instances only; only the pool's grammars, never what xsi:schemaLocation
+        // names.
+        validating_->setFeature(xc::XMLUni::fgXercesSchemaFullChecking, false);
+        validating_->setFeature(xc::XMLUni::fgXercesCacheGrammarFromParse, false);
+        validating_->setErrorHandler(&handler_);
+        plain_.reset(make_reader(false));
+        return {};
+    }
+
+    void prewarm() {
+        for (std::string_view d : prewarm_docs)
+            (void)check(d, true);
+    }
+
+    validation_result validate(std::string_view document, std::string_view) override { return check(document, true); }
+    validation_result parse_only(std::string_view document, std::string_view) override {
+        return check(document, false);
+    }
+
+private:
+    const embedded_file* find(std::string_view name) const {
+        for (const auto& f : files_)
+            if (f.name == name)
+                return &f;
+        return nullptr;
+    }
+
+    xc::SAX2XMLReader* make_reader(bool validating) {
+        xc::SAX2XMLReader* r = validating
+                                   ? xc::XMLReaderFactory::createXMLReader(xc::XMLPlatformUtils::fgMemoryManager, pool_.get())
+                                   : xc::XMLReaderFactory::createXMLReader(xc::XMLPlatformUtils::fgMemoryManager);
+        r->setFeature(xc::XMLUni::fgSAX2CoreNameSpaces, true);
+        r->setFeature(xc::XMLUni::fgSAX2CoreNameSpacePrefixes, false);
+        r->setFeature(xc::XMLUni::fgSAX2CoreValidation, validating);
+        r->setFeature(xc::XMLUni::fgXercesDynamic, false);
+        r->setFeature(xc::XMLUni::fgXercesSchema, validating);
+        r->setFeature(xc::XMLUni::fgXercesLoadSchema, false);
+        r->setFeature(xc::XMLUni::fgXercesUseCachedGrammarInParse, validating);
+        r->setFeature(xc::XMLUni::fgXercesCacheGrammarFromParse, false);
+        r->setFeature(xc::XMLUni::fgXercesHandleMultipleImports, true);
+        r->setFeature(xc::XMLUni::fgXercesIgnoreAnnotations, true);
+        r->setFeature(xc::XMLUni::fgXercesLoadExternalDTD, false);
+        r->setFeature(xc::XMLUni::fgXercesSkipDTDValidation, true);
+        r->setFeature(xc::XMLUni::fgXercesDisableDefaultEntityResolution, true);
+        r->setFeature(xc::XMLUni::fgXercesValidationErrorAsFatal, false);
+        r->setFeature(xc::XMLUni::fgXercesContinueAfterFatalError, false);
+        r->setFeature(xc::XMLUni::fgXercesIdentityConstraintChecking, true);
+        r->setProperty(xc::XMLUni::fgXercesSecurityManager, &security_);
+        r->setEntityResolver(&resolver_);
+        r->setContentHandler(&handler_);
+        r->setErrorHandler(&handler_);
+        r->setLexicalHandler(&handler_);
+        return r;
+    }
+
+    /// One pass of 'reader' over 'bytes' (not copied) into 'r'. Catches everything.
+    void run(bool validating, std::string_view bytes, validation_result& r) {
+        handler_.begin(&r);
+        xc::SAX2XMLReader& reader = validating ? *validating_ : *plain_;
+        bool rebuild = false;
+        try {
+            xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(), message_id, false);
+            src.setCopyBufToStream(false);
+            reader.parse(src);
+        } catch (const detail::stop_parse&) {
+            // the handler has recorded why
+        } catch (const xc::SAXParseException& e) {
+            handler_.fatalError(e);
+        } catch (const xc::XMLException& e) {
+            handler_.add_fatal(1, 1, detail::sanitize_message(e.getMessage()));
+        } catch (const xc::OutOfMemoryException&) {
+            handler_.add_fatal(1, 1, "the parser ran out of memory");
+            rebuild = true;
+        } catch (const std::bad_alloc&) {
+            handler_.add_fatal(1, 1, "the parser ran out of memory");
+            rebuild = true;
+        } catch (...) {
+            handler_.add_fatal(1, 1, "internal parser error");
+            rebuild = true;
+        }
+        handler_.finish();
+        if (rebuild) {
+            // Xerces leaves a reader in an undefined state after these; start afresh.
+            try {
+                if (validating)
+                    validating_.reset(make_reader(true));
+                else
+                    plain_.reset(make_reader(false));
+            } catch (...) {
+            }
+        }
+    }
+
+    verdict classify() const {
+        if (handler_.saw_fatal() || !handler_.saw_root())
+            return verdict::not_well_formed;
+        if (handler_.unsupported_root() || handler_.unsupported_content())
+            return verdict::unsupported;
+        if (handler_.wrong_root_element() || handler_.saw_error())
+            return verdict::invalid;
+        return verdict::valid;
+    }
+
+    validation_result check(std::string_view doc, bool validating) {
+        validation_result r;
+        if (doc.empty()) {
+            r.v = verdict::not_well_formed;
+            r.diagnostics.push_back({1, 1, "the document is empty"});
+            return r;
+        }
+        const detail::fellesformat_layout l = detail::scan_fellesformat(doc);
+        if (l.is_fellesformat) {
+            // The envelope must be well-formed as a whole ...
+            run(false, doc, r);
+            if (handler_.saw_fatal() || !l.found_msghead) {
+                if (!handler_.saw_fatal()) {
+                    validation_result u;
+                    u.v = verdict::unsupported;
+                    u.facts.root_ns = ns::fellesformat;
+                    u.facts.from_fellesformat = true;
+                    u.diagnostics.push_back({1, 1, "EI_fellesformat without a MsgHead child"});
+                    return u;
+                }
+                r.v = verdict::not_well_formed;
+                r.facts.from_fellesformat = true;
+                return r;
+            }
+            // ... and what is validated is its MsgHead.
+            const std::string inner = detail::build_unwrapped(doc, l);
+            r = validation_result{};
+            run(validating, inner, r);
+            r.facts.from_fellesformat = true;
+        } else {
+            run(validating, doc, r);
+        }
+        r.v = classify();
+        if (r.v == verdict::valid)
+            r.diagnostics.clear();  // warnings never make it here, but be explicit
+        return r;
+    }
+
+    std::vector<std::pair<std::string, std::string>> owned_;  ///< name + content when loaded from a folder
+    std::vector<embedded_file> files_;
+    memory_resolver resolver_;
+    xc::SecurityManager security_;
+    std::vector<std::u16string> content_ns_;
+    detail::facts_handler handler_;
+    std::unique_ptr<xc::XMLGrammarPoolImpl> pool_;
+    std::unique_ptr<xc::SAX2XMLReader> validating_;
+    std::unique_ptr<xc::SAX2XMLReader> plain_;
+};
+
+/// Name and content of every *.xsd in 'dir'.
+result<std::vector<std::pair<std::string, std::string>>> read_folder(const std::string& dir) {
+    std::vector<std::pair<std::string, std::string>> out;
+    std::error_code ec;
+    std::filesystem::directory_iterator it(dir, ec);
+    if (ec)
+        return error("schema.missing", "cannot read the schema folder: " + ec.message(), dir, 0, 0);
+    for (const auto& e : it) {
+        if (!e.is_regular_file() || e.path().extension() != ".xsd")
+            continue;
+        std::ifstream in(e.path(), std::ios::binary);
+        if (!in)
+            return error("schema.missing", "cannot read the schema", e.path().string(), 0, 0);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        out.emplace_back(e.path().filename().string(), ss.str());
+    }
+    return out;
+}
+
+} // namespace
+
+result<std::unique_ptr<validator>> make_validator(const schema_source& src) {
+    try {
+        platform_init();
+        std::vector<std::pair<std::string, std::string>> owned;
+        std::vector<embedded_file> files;
+        if (src.directory.empty()) {
+            for (const auto& f : schemas::files())
+                files.push_back(f);
+        } else {
+            auto r = read_folder(src.directory);
+            if (!r)
+                return r.error();
+            owned = std::move(*r);
+        }
+        auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files));
+        std::lock_guard lock(creation_mutex());
+        if (auto r = v->load(); !r)
+            return r.error();
+        v->prewarm();
+        return std::unique_ptr<validator>(std::move(v));
+    } catch (const xc::XMLException& e) {
+        return error("schema.invalid", "xerces: " + detail::to_utf8(e.getMessage()));
+    } catch (const xc::OutOfMemoryException&) {
+        return error("schema.invalid", "xerces ran out of memory while loading the schemas");
+    } catch (const std::exception& e) {
+        return error("schema.invalid", e.what());
+    }
+}
+
+validator& thread_validator() {
+    thread_local std::unique_ptr<validator> v;
+    if (!v) {
+        auto r = make_validator();
+        if (!r)
+            throw std::runtime_error("edibroker: the built-in schemas do not load: " + r.error().where());
+        v = std::move(*r);
+    }
+    return *v;
+}
+
+} // namespace broker::xml

@@ -1,0 +1,56 @@
+// Helpers shared by the tests of broker/src/xml.
+#pragma once
+
+#include "official_validator.hpp"
+#include "test_paths.hpp"
+
+#include <broker/xml.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace xmltest {
+
+/// The message samples under interop_dir() (registry responses and SOAP faults skipped), as paths
+/// relative to interop_dir(), sorted.
+inline std::vector<std::string> message_samples() {
+    std::vector<std::string> out;
+    const auto root = testing::interop_dir();
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+        if (!e.is_regular_file() || e.path().extension() != ".xml")
+            continue;
+        const std::string name = e.path().filename().string();
+        if (name.rfind("CPP_", 0) == 0 || name.rfind("CPA_", 0) == 0 ||
+            name.rfind("CommunicationDetails", 0) == 0 || name.rfind("GetCertificateDetails", 0) == 0 ||
+            name.rfind("get-communication-party-", 0) == 0 || name == "SoapFault.xml")
+            continue;
+        out.push_back(std::filesystem::relative(e.path(), root).generic_string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// validation/results.txt: relative path -> VALID (true) / INVALID (false).
+inline std::map<std::string, bool> recorded_verdicts() {
+    std::map<std::string, bool> m;
+    std::ifstream in(testing::interop_dir() / "validation" / "results.txt");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#')
+            continue;
+        auto sp = line.find(' ');
+        if (sp == std::string::npos)
+            continue;
+        m[line.substr(0, sp)] = line.find("] VALID") != std::string::npos;
+    }
+    return m;
+}
+
+inline std::string sample(const std::string& rel) { return testing::read_file(testing::interop_dir() / rel); }
+
+inline broker::xml::validator& v() { return broker::xml::thread_validator(); }
+
+} // namespace xmltest
