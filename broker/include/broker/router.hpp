@@ -32,6 +32,9 @@ class address_registry {
 public:
     explicit address_registry(std::vector<store::party> parties);
     const store::party* find(std::string_view her_id) const;
+    /// Parties that can receive and carry this organisation number (ENH), for messages that name
+    /// their receiver by organisation number only (no HER-id at any level).
+    std::vector<const store::party*> receivers_with_orgnr(std::string_view orgnr) const;
     /// The party and its ancestors, nearest first (stops at a cycle or a missing parent).
     std::vector<const store::party*> lineage(std::string_view her_id) const;
     std::size_t size() const { return parties_.size(); }
@@ -100,6 +103,11 @@ struct decision {
     std::string adapter;   ///< resolved adapter instance name
     std::string reason;    ///< human explanation (ids and HER-ids only)
 };
+
+/// The HER-id to route on: the lowest-level receiver HER-id; when the message names none but gives
+/// an organisation number (ENH) that exactly one receiving party in the registry carries, that
+/// party's HER-id. Empty if neither; 'why' then says why.
+std::string receiver_her(const address_registry& reg, const message_facts& f, std::string* why = nullptr);
 
 /// Decide where a message goes: look up the lowest-level receiver in the registry, then the
 /// first rule (by priority) whose conditions all hold.
