@@ -1,4 +1,0 @@
-#include "broker/adapter.hpp"
-namespace broker::adapters {
-void register_http_push(adapter_registry&) {}
-}

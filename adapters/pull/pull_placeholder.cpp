@@ -1,4 +1,0 @@
-#include "broker/adapter.hpp"
-namespace broker::adapters {
-void register_pull(adapter_registry&) {}
-}
