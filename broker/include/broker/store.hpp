@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -156,11 +157,18 @@ public:
     virtual result<insert_outcome> insert_message(const new_message& m) = 0;
     /// Set state (and record the transition). 'detail' is stored with the transition.
     virtual result<void> set_state(std::string_view id, std::string_view state, std::string_view detail) = 0;
+    /// Set state only if the current state is one of 'from' (records the transition when it
+    /// changes). Returns whether it changed. Used where a later fact must not be overwritten by an
+    /// earlier one arriving late (a delivery result after the AppRec, say).
+    virtual result<bool> set_state_if(std::string_view id, std::string_view state,
+                                      std::initializer_list<std::string_view> from, std::string_view detail) = 0;
     /// Record a transition without changing the current state (e.g. "read").
     virtual result<void> add_transition(std::string_view id, std::string_view state, std::string_view detail) = 0;
     virtual result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
                                       std::string_view last_error) = 0;
     virtual result<void> set_delivered(std::string_view id, std::string_view transport_state) = 0;
+    /// Record the read receipt (read_at/read_by + a 'read' transition). A message in state
+    /// delivered or waiting moves to 'read'; one that already has an AppRec keeps that state.
     virtual result<void> set_read(std::string_view id, std::string_view her_id) = 0;
     /// Link an original message to the AppRec that answered it and record its outcome.
     virtual result<void> set_apprec(std::string_view original_id, std::string_view apprec_id,

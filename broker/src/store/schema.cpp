@@ -1,0 +1,235 @@
+// Schema migrations. Each entry of 'migrations' moves the database from version i to i+1; entries
+// are only ever appended, never edited, once released. The whole list runs in one transaction at
+// open, so a database is never left half-migrated.
+//
+// Conventions: absent strings are NULL (partial indexes skip them, so messages with an unknown
+// sender or MsgId are stored and never de-duplicated); times are integer ms since the epoch (UTC);
+// read_at/delivered_at are NULL while absent; next_attempt_at 0 means "due now".
+#include "store/schema.hpp"
+
+#include "store/sqlite_util.hpp"
+
+#include <iterator>
+#include <string>
+
+namespace broker::store::detail {
+namespace {
+
+struct migration {
+    int version;
+    const char* sql;
+};
+
+// clang-format off
+const migration migrations[] = {
+{1, R"sql(
+CREATE TABLE messages (
+    id                 TEXT    NOT NULL PRIMARY KEY,
+    msg_id             TEXT,
+    kind               TEXT    NOT NULL,
+    msg_type           TEXT,
+    root_ns            TEXT,
+    content_ns         TEXT,
+    sender_her         TEXT,
+    sender_lvl1_her    TEXT,
+    receiver_her       TEXT,
+    receiver_lvl1_her  TEXT,
+    conversation_ref   TEXT,
+    parent_ref         TEXT,
+    gen_date           TEXT,
+    state              TEXT    NOT NULL,
+    rule               TEXT,
+    adapter            TEXT,
+    source             TEXT,
+    error_code         TEXT,
+    error_text         TEXT,
+    original_id        TEXT,
+    original_msg_id    TEXT,
+    apprec_id          TEXT,
+    apprec_status      TEXT,
+    apprec_errors_json TEXT,
+    transport_state    TEXT    NOT NULL DEFAULT 'Unconfirmed',
+    read_by            TEXT,
+    read_at            INTEGER,
+    received_at        INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    delivered_at       INTEGER,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    INTEGER NOT NULL DEFAULT 0,
+    last_error         TEXT,
+    size               INTEGER NOT NULL DEFAULT 0,
+    content_type       TEXT,
+    http_status        INTEGER NOT NULL DEFAULT 0,   -- the answer given to the sender,
+    response_json      TEXT                          -- replayed to duplicates
+);
+
+-- The de-duplication key: (lowest sender HER-id, MsgId) when both are known.
+CREATE UNIQUE INDEX ux_messages_sender_msg_id ON messages(sender_her, msg_id)
+    WHERE sender_her IS NOT NULL AND msg_id IS NOT NULL;
+CREATE INDEX ix_messages_receiver_state ON messages(receiver_her, state, received_at)
+    WHERE receiver_her IS NOT NULL;
+-- The inbox poll (list with receivers + unread_only): holds only unread, deliverable messages, so
+-- a poll costs what is unread, not the receiver's history. The WHERE must match list_sql's text.
+CREATE INDEX ix_messages_unread ON messages(receiver_her, received_at)
+    WHERE read_at IS NULL AND state NOT IN ('rejected', 'dead');
+CREATE INDEX ix_messages_sender ON messages(sender_her, received_at) WHERE sender_her IS NOT NULL;
+CREATE INDEX ix_messages_msg_id ON messages(msg_id, received_at) WHERE msg_id IS NOT NULL;
+CREATE INDEX ix_messages_conversation ON messages(conversation_ref, received_at)
+    WHERE conversation_ref IS NOT NULL;
+CREATE INDEX ix_messages_type ON messages(msg_type, received_at) WHERE msg_type IS NOT NULL;
+CREATE INDEX ix_messages_state ON messages(state, received_at);
+CREATE INDEX ix_messages_received ON messages(received_at);
+-- Only messages waiting for (re)delivery are in here; due_for_delivery names it (INDEXED BY).
+CREATE INDEX ix_messages_due ON messages(next_attempt_at, received_at)
+    WHERE state IN ('routed', 'failed') AND adapter IS NOT NULL;
+CREATE INDEX ix_messages_original ON messages(original_id) WHERE original_id IS NOT NULL;
+
+-- Bodies apart, so listing never reads them. Kept byte-exact as received.
+CREATE TABLE bodies (
+    id  TEXT NOT NULL PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    raw BLOB NOT NULL
+);
+
+-- seq is the rowid: strictly increasing because transitions are never deleted except with their
+-- message, so it orders the transitions of a message (AUTOINCREMENT's extra
+-- sqlite_sequence write per row buys nothing here).
+CREATE TABLE transitions (
+    seq        INTEGER PRIMARY KEY,
+    message_id TEXT    NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    state      TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    detail     TEXT
+);
+CREATE INDEX ix_transitions_message ON transitions(message_id);
+
+-- The address registry (mirrors AR CommunicationPartyDetails).
+CREATE TABLE parties (
+    her_id        TEXT    NOT NULL PRIMARY KEY,
+    name          TEXT,
+    type          TEXT,
+    parent_her_id TEXT,
+    org_number    TEXT,
+    municipality  TEXT,
+    edi_address   TEXT,
+    adapter       TEXT,
+    active        INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX ix_parties_parent ON parties(parent_her_id) WHERE parent_her_id IS NOT NULL;
+)sql"},
+};
+// clang-format on
+
+result<int> current_version(sqlite3* db) {
+    auto st = statement::prepare(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    if (!st)
+        return st.error();
+    reset_guard g(*st);
+    int rc = sqlite3_step(st->get());
+    if (rc != SQLITE_ROW)
+        return sql_error(db, rc, "read schema_version");
+    return static_cast<int>(col_int(st->get(), 0));
+}
+
+result<int> migrate_in_txn(sqlite3* db) {
+    if (auto r = exec(db,
+                      "CREATE TABLE IF NOT EXISTS schema_version ("
+                      " version INTEGER NOT NULL PRIMARY KEY,"
+                      " applied_at INTEGER NOT NULL)",
+                      "create schema_version");
+        !r)
+        return r.error();
+    auto cur = current_version(db);
+    if (!cur)
+        return cur.error();
+    const int latest = latest_schema_version();
+    if (*cur > latest)
+        return error("store.schema", "database schema version " + std::to_string(*cur) +
+                                         " is newer than this edibroker supports (" + std::to_string(latest) +
+                                         "); use a newer edibroker or another database file");
+    auto ins = statement::prepare(db, "INSERT INTO schema_version(version, applied_at) VALUES(?1, ?2)");
+    if (!ins)
+        return ins.error();
+    for (const auto& m : migrations) {
+        if (m.version <= *cur)
+            continue;
+        if (auto r = exec(db, m.sql, "migration " + std::to_string(m.version)); !r)
+            return r.error();
+        reset_guard g(*ins);
+        bind_int(ins->get(), 1, m.version);
+        bind_int(ins->get(), 2, now_ms());
+        if (int rc = sqlite3_step(ins->get()); rc != SQLITE_DONE)
+            return sql_error(db, rc, "record migration");
+    }
+    return latest;
+}
+
+} // namespace
+
+int latest_schema_version() { return migrations[std::size(migrations) - 1].version; }
+
+result<int> migrate(sqlite3* db) {
+    if (auto r = exec(db, "BEGIN IMMEDIATE", "begin migration"); !r)
+        return r.error();
+    auto v = migrate_in_txn(db);
+    if (!v) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        return v.error();
+    }
+    if (auto r = exec(db, "COMMIT", "commit migration"); !r) {
+        sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+        return r.error();
+    }
+    return v;
+}
+
+const char* const message_columns =
+    "id, msg_id, kind, msg_type, root_ns, content_ns, sender_her, sender_lvl1_her, receiver_her,"
+    " receiver_lvl1_her, conversation_ref, parent_ref, gen_date, state, rule, adapter, source, error_code,"
+    " error_text, original_id, original_msg_id, apprec_id, apprec_status, apprec_errors_json,"
+    " transport_state, read_by, read_at, received_at, updated_at, delivered_at, attempts, next_attempt_at,"
+    " last_error, size, content_type";
+
+message_row read_message_row(sqlite3_stmt* s) {
+    message_row r;
+    int i = 0;
+    r.id = col_text(s, i++);
+    r.msg_id = col_text(s, i++);
+    r.kind = col_text(s, i++);
+    r.msg_type = col_text(s, i++);
+    r.root_ns = col_text(s, i++);
+    r.content_ns = col_text(s, i++);
+    r.sender_her = col_text(s, i++);
+    r.sender_lvl1_her = col_text(s, i++);
+    r.receiver_her = col_text(s, i++);
+    r.receiver_lvl1_her = col_text(s, i++);
+    r.conversation_ref = col_text(s, i++);
+    r.parent_ref = col_text(s, i++);
+    r.gen_date = col_text(s, i++);
+    r.state = col_text(s, i++);
+    r.rule = col_text(s, i++);
+    r.adapter = col_text(s, i++);
+    r.source = col_text(s, i++);
+    r.error_code = col_text(s, i++);
+    r.error_text = col_text(s, i++);
+    r.original_id = col_text(s, i++);
+    r.original_msg_id = col_text(s, i++);
+    r.apprec_id = col_text(s, i++);
+    r.apprec_status = col_text(s, i++);
+    r.apprec_errors_json = col_text(s, i++);
+    if (r.apprec_errors_json.empty())
+        r.apprec_errors_json = "[]";  // message_row's contract: "[]" if none
+    r.transport_state = col_text(s, i++);
+    r.read_by = col_text(s, i++);
+    r.read_at = col_int(s, i++);
+    r.received_at = col_int(s, i++);
+    r.updated_at = col_int(s, i++);
+    r.delivered_at = col_int(s, i++);
+    r.attempts = static_cast<int>(col_int(s, i++));
+    r.next_attempt_at = col_int(s, i++);
+    r.last_error = col_text(s, i++);
+    r.size = col_int(s, i++);
+    r.content_type = col_text(s, i++);
+    return r;
+}
+
+} // namespace broker::store::detail

@@ -1,0 +1,384 @@
+// Reader: per-thread query_only connection with prepared statements; list() caches one statement
+// per filter shape, so no SQL is built twice for the same kind of query and values are always bound.
+#include "store/sqlite_reader.hpp"
+
+#include "store/schema.hpp"
+#include "store/sqlite_store.hpp"
+
+#include <algorithm>
+#include <string>
+
+namespace broker::store::detail {
+namespace {
+
+constexpr int busy_timeout_ms = 5000;
+constexpr int default_list_limit = 100;
+constexpr int max_list_limit = 10000;
+constexpr int max_find_all = 1000;
+
+/// "SELECT <message_row columns> FROM messages" (a function: no static constructors).
+std::string select_messages() { return std::string("SELECT ") + message_columns + " FROM messages"; }
+
+party read_party(sqlite3_stmt* s) {
+    party p;
+    p.her_id = col_text(s, 0);
+    p.name = col_text(s, 1);
+    p.type = col_text(s, 2);
+    p.parent_her_id = col_text(s, 3);
+    p.org_number = col_text(s, 4);
+    p.municipality = col_text(s, 5);
+    p.edi_address = col_text(s, 6);
+    p.adapter = col_text(s, 7);
+    p.active = col_int(s, 8) != 0;
+    return p;
+}
+
+const char* const party_columns =
+    "SELECT her_id, name, type, parent_her_id, org_number, municipality, edi_address, adapter, active FROM parties";
+
+// Filter shape bits for the list() statement cache.
+enum : std::uint64_t {
+    f_receivers = 1 << 0,
+    f_sender = 1 << 1,
+    f_type = 1 << 2,
+    f_state = 1 << 3,
+    f_msg_id = 1 << 4,
+    f_conversation = 1 << 5,
+    f_from = 1 << 6,
+    f_to = 1 << 7,
+    f_unread = 1 << 8,
+};
+
+std::uint64_t shape_of(const message_filter& f) {
+    std::uint64_t k = 0;
+    if (!f.receivers.empty())
+        k |= f_receivers | (static_cast<std::uint64_t>(f.receivers.size()) << 16);
+    if (!f.sender.empty())
+        k |= f_sender;
+    if (!f.msg_type.empty())
+        k |= f_type;
+    if (!f.state.empty())
+        k |= f_state;
+    if (!f.msg_id.empty())
+        k |= f_msg_id;
+    if (!f.conversation.empty())
+        k |= f_conversation;
+    if (f.from)
+        k |= f_from;
+    if (f.to)
+        k |= f_to;
+    if (f.unread_only)
+        k |= f_unread;
+    return k;
+}
+
+} // namespace
+
+std::string list_sql(const message_filter& f) {
+    // Most selective first. Without statistics SQLite's planner would, for instance, serve
+    // "receivers + state" from the state index and walk every message in that state.
+    const char* index = "ix_messages_received";
+    if (!f.msg_id.empty())
+        index = "ix_messages_msg_id";
+    else if (!f.conversation.empty())
+        index = "ix_messages_conversation";
+    else if (!f.receivers.empty())
+        index = f.unread_only ? "ix_messages_unread" : "ix_messages_receiver_state";
+    else if (!f.sender.empty())
+        index = "ix_messages_sender";
+    else if (!f.msg_type.empty())
+        index = "ix_messages_type";
+    else if (!f.state.empty())
+        index = "ix_messages_state";
+    std::string sql = "SELECT ";
+    sql += message_columns;
+    sql += " FROM messages INDEXED BY ";
+    sql += index;
+    sql += " WHERE 1";
+    int n = 0;
+    auto param = [&] { return "?" + std::to_string(++n); };
+    if (!f.receivers.empty()) {
+        if (f.receivers.size() == 1) {
+            sql += " AND receiver_her = " + param();
+        } else {
+            sql += " AND receiver_her IN (";
+            for (std::size_t i = 0; i < f.receivers.size(); ++i)
+                sql += (i ? ", " : "") + param();
+            sql += ")";
+        }
+    }
+    if (!f.sender.empty())
+        sql += " AND sender_her = " + param();
+    if (!f.msg_type.empty())
+        sql += " AND msg_type = " + param();
+    if (!f.state.empty())
+        sql += " AND state = " + param();
+    if (!f.msg_id.empty())
+        sql += " AND msg_id = " + param();
+    if (!f.conversation.empty())
+        sql += " AND conversation_ref = " + param();
+    if (f.from)
+        sql += " AND received_at >= " + param();
+    if (f.to)
+        sql += " AND received_at <= " + param();
+    if (f.unread_only)
+        sql += " AND read_at IS NULL AND state NOT IN ('rejected', 'dead')";
+    sql += " ORDER BY received_at DESC, rowid DESC LIMIT " + param();
+    return sql;
+}
+
+sqlite_reader::~sqlite_reader() { close(); }
+
+void sqlite_reader::open(const std::string& path) {
+    std::lock_guard lk(mu_);
+    int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+        open_error_ = sql_error(db_, rc, "open reader");
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        return;
+    }
+    sqlite3_busy_timeout(db_, busy_timeout_ms);
+    auto r = exec(db_, "PRAGMA query_only = ON", "reader pragmas");
+    if (r)
+        r = prepare_all();
+    if (!r) {
+        open_error_ = r.error();
+        list_cache_.clear();
+        get_ = {}, body_ = {}, transitions_ = {}, by_sender_msg_id_ = {}, by_msg_id_ = {}, due_ = {};
+        party_ = {}, parties_ = {}, count_ = {};
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+    }
+}
+
+result<void> sqlite_reader::prepare_all() {
+    struct item {
+        statement& st;
+        std::string sql;
+    };
+    const std::string cols = select_messages();
+    item items[] = {
+        {get_, cols + " WHERE id = ?1"},
+        {body_, "SELECT raw FROM bodies WHERE id = ?1"},
+        {transitions_, "SELECT state, at, detail FROM transitions WHERE message_id = ?1 ORDER BY seq"},
+        {by_sender_msg_id_, cols + " WHERE sender_her = ?1 AND msg_id = ?2"},
+        {by_msg_id_, cols + " WHERE msg_id = ?1 ORDER BY received_at DESC, rowid DESC LIMIT " +
+                         std::to_string(max_find_all)},
+        // The partial index holds exactly the candidates, in due order: no sort, stops at the limit.
+        {due_, std::string("SELECT ") + message_columns +
+                   " FROM messages INDEXED BY ix_messages_due"
+                   " WHERE state IN ('routed', 'failed') AND adapter IS NOT NULL AND next_attempt_at <= ?1"
+                   " ORDER BY next_attempt_at, received_at LIMIT ?2"},
+        {party_, std::string(party_columns) + " WHERE her_id = ?1"},
+        {parties_, std::string(party_columns) + " ORDER BY her_id"},
+        {count_, "SELECT count(*) FROM messages"},
+    };
+    for (auto& it : items) {
+        auto st = statement::prepare(db_, it.sql);
+        if (!st)
+            return st.error();
+        it.st = std::move(*st);
+    }
+    return {};
+}
+
+void sqlite_reader::close() {
+    std::lock_guard lk(mu_);
+    list_cache_.clear();
+    get_.finalize(), body_.finalize(), transitions_.finalize(), by_sender_msg_id_.finalize();
+    by_msg_id_.finalize(), due_.finalize(), party_.finalize(), parties_.finalize(), count_.finalize();
+    if (db_) {
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        open_error_ = error("store.closed", "the store is closed");
+    }
+}
+
+bool sqlite_reader::is_closed() const {
+    std::lock_guard lk(mu_);
+    return db_ == nullptr;
+}
+
+error sqlite_reader::closed_error() const { return open_error_; }
+
+template <class T, class Read>
+result<void> sqlite_reader::collect(const statement& s, std::vector<T>& out, Read read) {
+    for (;;) {
+        int rc = sqlite3_step(s.get());
+        if (rc == SQLITE_DONE)
+            return {};
+        if (rc != SQLITE_ROW)
+            return sql_error(db_, rc, "read");
+        out.push_back(read(s.get()));
+    }
+}
+
+result<std::optional<message_row>> sqlite_reader::one_row(const statement& s) {
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_DONE)
+        return std::optional<message_row>{};
+    if (rc != SQLITE_ROW)
+        return sql_error(db_, rc, "read message");
+    return std::optional<message_row>{read_message_row(s.get())};
+}
+
+result<std::optional<message_row>> sqlite_reader::get(std::string_view id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(get_);
+    bind_text(get_.get(), 1, id);
+    return one_row(get_);
+}
+
+result<std::optional<std::string>> sqlite_reader::body(std::string_view id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(body_);
+    bind_text(body_.get(), 1, id);
+    int rc = sqlite3_step(body_.get());
+    if (rc == SQLITE_DONE)
+        return std::optional<std::string>{};
+    if (rc != SQLITE_ROW)
+        return sql_error(db_, rc, "read body");
+    return std::optional<std::string>{col_blob(body_.get(), 0)};
+}
+
+result<std::vector<transition_row>> sqlite_reader::transitions(std::string_view id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(transitions_);
+    bind_text(transitions_.get(), 1, id);
+    std::vector<transition_row> out;
+    auto r = collect(transitions_, out, [](sqlite3_stmt* s) {
+        return transition_row{col_text(s, 0), col_int(s, 1), col_text(s, 2)};
+    });
+    if (!r)
+        return r.error();
+    return out;
+}
+
+result<std::optional<message_row>> sqlite_reader::find_by_msg_id(std::string_view sender_her,
+                                                                 std::string_view msg_id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    if (sender_her.empty() || msg_id.empty())
+        return std::optional<message_row>{};  // never stored as a key (NULL)
+    reset_guard g(by_sender_msg_id_);
+    bind_text(by_sender_msg_id_.get(), 1, sender_her);
+    bind_text(by_sender_msg_id_.get(), 2, msg_id);
+    return one_row(by_sender_msg_id_);
+}
+
+result<std::vector<message_row>> sqlite_reader::find_all_by_msg_id(std::string_view msg_id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    std::vector<message_row> out;
+    if (msg_id.empty())
+        return out;
+    reset_guard g(by_msg_id_);
+    bind_text(by_msg_id_.get(), 1, msg_id);
+    if (auto r = collect(by_msg_id_, out, read_message_row); !r)
+        return r.error();
+    return out;
+}
+
+result<std::vector<message_row>> sqlite_reader::list(const message_filter& f) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    const std::uint64_t shape = shape_of(f);
+    auto it = list_cache_.find(shape);
+    if (it == list_cache_.end()) {
+        if (list_cache_.size() >= 64)
+            list_cache_.clear();  // bound: shapes differ only by receiver count beyond a few
+        auto st = statement::prepare(db_, list_sql(f));
+        if (!st)
+            return st.error();
+        it = list_cache_.emplace(shape, std::move(*st)).first;
+    }
+    const statement& st = it->second;
+    reset_guard g(st);
+    sqlite3_stmt* s = st.get();
+    int n = 0;
+    for (const auto& r : f.receivers)
+        bind_text(s, ++n, r);
+    if (!f.sender.empty())
+        bind_text(s, ++n, f.sender);
+    if (!f.msg_type.empty())
+        bind_text(s, ++n, f.msg_type);
+    if (!f.state.empty())
+        bind_text(s, ++n, f.state);
+    if (!f.msg_id.empty())
+        bind_text(s, ++n, f.msg_id);
+    if (!f.conversation.empty())
+        bind_text(s, ++n, f.conversation);
+    if (f.from)
+        bind_int(s, ++n, *f.from);
+    if (f.to)
+        bind_int(s, ++n, *f.to);
+    int limit = f.limit <= 0 ? default_list_limit : std::min(f.limit, max_list_limit);
+    bind_int(s, ++n, limit);
+    std::vector<message_row> out;
+    if (auto r = collect(st, out, read_message_row); !r)
+        return r.error();
+    return out;
+}
+
+result<std::vector<message_row>> sqlite_reader::due_for_delivery(millis now, int limit) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    std::vector<message_row> out;
+    if (limit <= 0)
+        return out;
+    reset_guard g(due_);
+    bind_int(due_.get(), 1, now);
+    bind_int(due_.get(), 2, limit);
+    if (auto r = collect(due_, out, read_message_row); !r)
+        return r.error();
+    return out;
+}
+
+result<std::optional<party>> sqlite_reader::get_party(std::string_view her_id) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(party_);
+    bind_text(party_.get(), 1, her_id);
+    int rc = sqlite3_step(party_.get());
+    if (rc == SQLITE_DONE)
+        return std::optional<party>{};
+    if (rc != SQLITE_ROW)
+        return sql_error(db_, rc, "read party");
+    return std::optional<party>{read_party(party_.get())};
+}
+
+result<std::vector<party>> sqlite_reader::all_parties() {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(parties_);
+    std::vector<party> out;
+    if (auto r = collect(parties_, out, read_party); !r)
+        return r.error();
+    return out;
+}
+
+result<std::int64_t> sqlite_reader::count_messages() {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(count_);
+    int rc = sqlite3_step(count_.get());
+    if (rc != SQLITE_ROW)
+        return sql_error(db_, rc, "count messages");
+    return col_int(count_.get(), 0);
+}
+
+} // namespace broker::store::detail

@@ -1,0 +1,296 @@
+// The store: queue, writer thread with group commit, sticky failure, per-thread readers; and the
+// free functions of store.hpp (open, write_sync, now_ms).
+#include "store/sqlite_store.hpp"
+
+#include "broker/log.hpp"
+#include "store/sqlite_reader.hpp"
+#include "store/sqlite_writer.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <future>
+#include <string>
+#include <unordered_map>
+
+namespace broker::store {
+
+millis now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+result<std::unique_ptr<store>> open(const options& o) {
+    auto s = detail::sqlite_store::open(o);
+    if (!s)
+        return s.error();
+    return std::unique_ptr<store>(std::move(*s));
+}
+
+namespace detail {
+/// True on a store's writer thread: write_sync there would wait for itself.
+thread_local bool on_writer_thread = false;
+} // namespace detail
+
+result<void> write_sync(store& s, write_op op) {
+    if (detail::on_writer_thread)
+        return error("store.deadlock", "write_sync called on the store's writer thread (inside an operation or a done)");
+    auto p = std::make_shared<std::promise<result<void>>>();
+    auto f = p->get_future();
+    if (auto r = s.submit(std::move(op), [p](result<void> r) { p->set_value(std::move(r)); }); !r)
+        return r.error();
+    return f.get();
+}
+
+namespace detail {
+namespace {
+
+std::atomic<std::uint64_t> next_uid{1};
+
+/// This thread's readers, by store uid. A reader lives as long as its thread (or until its store
+/// closes it); entries of closed stores are pruned when a new store's reader is added.
+thread_local std::unordered_map<std::uint64_t, std::shared_ptr<sqlite_reader>> thread_readers;
+
+error closed_error() { return error("store.closed", "the store is closed"); }
+
+void call_done(const write_done& done, result<void> r) {
+    if (!done)
+        return;
+    try {
+        done(std::move(r));
+    } catch (const std::exception& e) {
+        log::error("store.done-threw", {{"what", e.what()}});
+    } catch (...) {
+        log::error("store.done-threw", {{"what", "unknown exception"}});
+    }
+}
+
+void update_max(std::atomic<std::uint64_t>& a, std::uint64_t v) {
+    std::uint64_t cur = a.load(std::memory_order_relaxed);
+    while (v > cur && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+    }
+}
+
+} // namespace
+
+result<std::unique_ptr<sqlite_store>> sqlite_store::open(const options& o) {
+    auto conn = writer_conn::open(o);
+    if (!conn)
+        return conn.error();
+    std::unique_ptr<sqlite_store> s(new sqlite_store());
+    s->opts_ = o;
+    s->version_ = (*conn)->schema_version();
+    s->uid_ = next_uid.fetch_add(1);
+    s->conn_ = std::move(*conn);
+    s->writer_ = std::thread([p = s.get()] { p->run_writer(); });
+    log::info("store.open", {{"path", o.path}, {"schema", std::to_string(s->version_)}, {"synchronous", o.synchronous}});
+    return s;
+}
+
+sqlite_store::~sqlite_store() {
+    close();
+    std::lock_guard lk(close_mu_);
+    if (writer_.joinable())
+        writer_.join();  // close() was called from a done: the writer has stopped or is stopping
+}
+
+result<void> sqlite_store::submit(write_op op, write_done done) {
+    std::unique_lock lk(mu_);
+    if (stopping_)
+        return closed_error();
+    if (failed_)
+        return error("store.failed", "the store has failed and refuses work until reopened: " + failed_error_.message);
+    if (queue_.size() >= opts_.queue_limit)
+        return error("store.busy", "the store's write queue is full (" + std::to_string(opts_.queue_limit) + ")");
+    queue_.push_back(pending{std::move(op), std::move(done)});
+    const bool wake = writer_idle_;
+    writer_idle_ = false;
+    lk.unlock();
+    if (wake)
+        cv_.notify_one();
+    return {};
+}
+
+std::size_t sqlite_store::queue_depth() const {
+    std::lock_guard lk(mu_);
+    return queue_.size();
+}
+
+writer_stats sqlite_store::stats() const {
+    writer_stats s;
+    s.ops = ops_.load(std::memory_order_relaxed);
+    s.commits = commits_.load(std::memory_order_relaxed);
+    s.failed_batches = failed_batches_.load(std::memory_order_relaxed);
+    s.largest_batch = largest_batch_.load(std::memory_order_relaxed);
+    return s;
+}
+
+void sqlite_store::set_fault_hook(fault_hook h) {
+    std::lock_guard lk(mu_);
+    hook_ = std::move(h);
+}
+
+void sqlite_store::enter_failed(const error& e) {
+    std::lock_guard lk(mu_);
+    if (failed_)
+        return;
+    failed_ = true;
+    failed_error_ = e;
+    log::error("store.failed", {{"path", opts_.path}, {"code", e.code}, {"reason", e.message}});
+}
+
+void sqlite_store::close() {
+    {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    {
+        std::lock_guard lk(close_mu_);  // two closing threads must not both join
+        if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id())
+            writer_.join();
+    }
+
+    std::vector<std::weak_ptr<sqlite_reader>> readers;
+    {
+        std::lock_guard lk(readers_mu_);
+        readers_closed_ = true;
+        readers.swap(readers_);
+    }
+    for (auto& w : readers)
+        if (auto r = w.lock())
+            r->close();
+}
+
+reader& sqlite_store::thread_reader() {
+    auto it = thread_readers.find(uid_);
+    if (it != thread_readers.end())
+        return *it->second;
+    // Prune this thread's readers of closed stores (uids are never reused).
+    for (auto p = thread_readers.begin(); p != thread_readers.end();)
+        p = p->second->is_closed() ? thread_readers.erase(p) : std::next(p);
+
+    auto r = std::make_shared<sqlite_reader>();
+    {
+        std::lock_guard lk(readers_mu_);
+        if (!readers_closed_) {
+            r->open(opts_.path);  // under the lock: close() cannot miss a reader being opened
+            readers_.erase(std::remove_if(readers_.begin(), readers_.end(), [](auto& w) { return w.expired(); }),
+                           readers_.end());
+            readers_.push_back(r);
+        }
+    }
+    return *thread_readers.emplace(uid_, std::move(r)).first->second;
+}
+
+// ------------------------------------------------------------------------------------------------
+// writer thread
+
+void sqlite_store::run_writer() {
+    on_writer_thread = true;
+    const std::size_t max_batch = static_cast<std::size_t>(opts_.max_batch);
+    std::vector<pending> batch;
+    std::vector<result<void>> results;
+    batch.reserve(max_batch);
+    results.reserve(max_batch);
+    for (;;) {
+        fault_hook hook;
+        bool failed = false;
+        {
+            std::unique_lock lk(mu_);
+            while (queue_.empty() && !stopping_) {
+                writer_idle_ = true;
+                cv_.wait(lk);
+            }
+            writer_idle_ = false;
+            if (queue_.empty())
+                break;  // stopping, and the queue is drained
+            const std::size_t n = std::min(queue_.size(), max_batch);
+            for (std::size_t i = 0; i < n; ++i) {
+                batch.push_back(std::move(queue_.front()));
+                queue_.pop_front();
+            }
+            failed = failed_;
+            hook = hook_;
+        }
+        if (failed) {
+            // Sticky: what was queued before the failure is refused, not run.
+            error e("store.failed", "the store has failed and refuses work until reopened");
+            for (auto& p : batch)
+                call_done(p.done, e);
+        } else {
+            run_batch(batch, results, hook);
+            for (std::size_t i = 0; i < batch.size(); ++i)
+                call_done(batch[i].done, std::move(results[i]));
+        }
+        batch.clear();
+        results.clear();
+    }
+    conn_->close();
+}
+
+void sqlite_store::run_batch(std::vector<pending>& batch, std::vector<result<void>>& results,
+                             const fault_hook& hook) {
+    writer_conn& c = *conn_;
+    results.assign(batch.size(), result<void>{});
+    // Every operation of the batch gets 'e'; the transaction, if open, is rolled back.
+    auto abort_batch = [&](const error& e) {
+        c.rollback();
+        for (auto& r : results)
+            r = e;
+        failed_batches_.fetch_add(1, std::memory_order_relaxed);
+        if (c.io_failure())
+            enter_failed(*c.io_failure());
+    };
+    auto injected = [&](const char* step) -> int {
+        if (!hook)
+            return SQLITE_OK;
+        int rc = hook(step);
+        if (rc != SQLITE_OK && is_io_class(rc))
+            c.note_io_failure(sql_error(nullptr, rc, std::string("injected fault at ") + step));
+        return rc;
+    };
+
+    int rc = injected("begin");
+    if (rc == SQLITE_OK)
+        rc = c.begin();
+    if (rc != SQLITE_OK)
+        return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "begin transaction"));
+
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (rc = c.savepoint(); rc != SQLITE_OK)
+            return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "savepoint"));
+        result<void> r;
+        try {
+            r = batch[i].op(c);
+        } catch (const std::exception& e) {
+            r = error("store.op-threw", std::string("a write operation threw: ") + e.what());
+        } catch (...) {
+            r = error("store.op-threw", "a write operation threw");
+        }
+        if (c.io_failure())
+            return abort_batch(*c.io_failure());
+        if (!c.in_txn())  // SQLite rolled the whole transaction back on its own (e.g. SQLITE_NOMEM)
+            return abort_batch(r ? error("store.aborted", "the transaction was rolled back by SQLite") : r.error());
+        if (r) {
+            if (rc = c.release(); rc != SQLITE_OK)
+                return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "release savepoint"));
+        } else {
+            results[i] = std::move(r);
+            if (rc = c.rollback_to(); rc != SQLITE_OK)
+                return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "roll back savepoint"));
+            if (rc = c.release(); rc != SQLITE_OK)
+                return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "release savepoint"));
+        }
+    }
+    rc = injected("commit");
+    if (rc == SQLITE_OK)
+        rc = c.commit();
+    if (rc != SQLITE_OK)
+        return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "commit"));
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    ops_.fetch_add(batch.size(), std::memory_order_relaxed);
+    update_max(largest_batch_, batch.size());
+}
+
+} // namespace detail
+} // namespace broker::store

@@ -1,0 +1,118 @@
+// The SQLite store: a bounded queue of write operations drained by one writer thread with group
+// commit, and per-thread readers.
+//
+// Writer states (state_, under mu_):
+//
+//   open ──(I/O-class error: IOERR/FULL/CORRUPT/NOTADB)──► failed   (sticky until reopened)
+//     │                                                      │
+//     └──────────────(close())──────────────► closed ◄───────┘
+//
+//   open:   submit() queues (or answers store.busy at queue_limit); the writer commits batches.
+//   failed: submit() answers store.failed; queued operations get store.failed from their done.
+//   closed: submit() answers store.closed; the writer has drained the queue and closed its
+//           connection; every reader handed out answers store.closed.
+//
+// Group commit (writer thread, run_batch): take up to max_batch queued operations, BEGIN
+// IMMEDIATE, run each inside SAVEPOINT op (an operation returning an error is rolled back to its
+// savepoint alone), COMMIT, then call every done: ok, or the operation's own error. When BEGIN or
+// COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
+// queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
+#pragma once
+
+#include "broker/store.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace broker::store::detail {
+
+class writer_conn;
+class sqlite_reader;
+
+/// Writer counters since open (metrics; tests check batching with them).
+struct writer_stats {
+    std::uint64_t ops = 0;             ///< operations in committed transactions
+    std::uint64_t commits = 0;         ///< group transactions committed
+    std::uint64_t failed_batches = 0;  ///< batches whose BEGIN or COMMIT failed
+    std::uint64_t largest_batch = 0;   ///< most operations in one transaction so far
+};
+
+/// The SQL reader::list() prepares for the shape of 'f' (which fields are set, how many
+/// receivers). Parameters are numbered in the order list() binds them; the index is chosen by the
+/// most selective filter present (INDEXED BY: preparing fails if the schema stops allowing it).
+/// Declared here so tests can check the query plans.
+std::string list_sql(const message_filter& f);
+
+class sqlite_store final : public store {
+public:
+    /// Open the database (see writer_conn::open) and start the writer thread.
+    static result<std::unique_ptr<sqlite_store>> open(const options& o);
+    /// Closes. Never destroy the store from a done callback (that runs on the writer thread).
+    ~sqlite_store() override;
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+
+    /// Runs on: any thread. Never blocks on the database.
+    result<void> submit(write_op op, write_done done) override;
+    /// Runs on: any thread; the reader belongs to the calling thread.
+    reader& thread_reader() override;
+    std::size_t queue_depth() const override;
+    /// Drains the queue (commits what is queued), stops the writer, closes every reader handed out.
+    /// Runs on: any thread. From a done callback it only stops the writer; the destructor joins.
+    void close() override;
+    int schema_version() const override { return version_; }
+
+    writer_stats stats() const;
+
+    /// Test hook for fault injection: called on the writer thread before the transaction-control
+    /// steps "begin" and "commit"; a non-zero SQLite result code it returns is taken as that step's
+    /// result (the step is not run; an injected "commit" failure rolls the batch back).
+    using fault_hook = std::function<int(std::string_view step)>;
+    void set_fault_hook(fault_hook h);
+
+private:
+    struct pending {
+        write_op op;
+        write_done done;
+    };
+
+    sqlite_store() = default;
+    void run_writer();
+    /// Run one batch in one transaction; results[i] receives operation i's outcome.
+    void run_batch(std::vector<pending>& batch, std::vector<result<void>>& results, const fault_hook& hook);
+    void enter_failed(const error& e);
+
+    options opts_;
+    int version_ = 0;
+    std::uint64_t uid_ = 0;  ///< unique per store object in this process: keys the thread readers
+    std::unique_ptr<writer_conn> conn_;
+    std::mutex close_mu_;  ///< serialises joining writer_
+    std::thread writer_;
+
+    // Queue and writer state. Lock: mu_.
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<pending> queue_;
+    bool stopping_ = false;
+    bool writer_idle_ = false;
+    bool failed_ = false;
+    error failed_error_;
+    fault_hook hook_;
+
+    // Readers handed out (weak: a reader dies with its thread). Lock: readers_mu_.
+    std::mutex readers_mu_;
+    std::vector<std::weak_ptr<sqlite_reader>> readers_;
+    bool readers_closed_ = false;
+
+    std::atomic<std::uint64_t> ops_{0}, commits_{0}, failed_batches_{0}, largest_batch_{0};
+};
+
+} // namespace broker::store::detail

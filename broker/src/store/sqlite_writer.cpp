@@ -1,0 +1,434 @@
+// The writer connection and write_txn. Every statement is prepared once at open; an insert binds
+// and steps prepared statements only (no SQL text is built per message).
+#include "store/sqlite_writer.hpp"
+
+#include "store/schema.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <string>
+#include <system_error>
+
+namespace broker::store::detail {
+namespace {
+
+constexpr int busy_timeout_ms = 5000;
+
+error not_found(std::string_view id) { return error("store.not-found", "no message with id " + std::string(id)); }
+
+/// The synchronous pragma value, upper-cased, or "" if not allowed.
+std::string sync_mode(std::string_view s) {
+    std::string u(s);
+    std::transform(u.begin(), u.end(), u.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (u == "OFF" || u == "NORMAL" || u == "FULL" || u == "EXTRA")
+        return u;
+    return {};
+}
+
+/// The detail stored with an initial transition: the rejection code, or the matching rule.
+std::string initial_detail(const new_message& m, const std::string& s) {
+    if ((s == state::rejected || s == state::unroutable) && !m.error_code.empty())
+        return m.error_code;
+    if (s == state::routed && !m.rule.empty())
+        return "rule " + m.rule;
+    return {};
+}
+
+} // namespace
+
+writer_conn::~writer_conn() { close(); }
+
+result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
+    const std::string sync = sync_mode(o.synchronous);
+    if (sync.empty())
+        return error("store.config", "synchronous must be OFF, NORMAL, FULL or EXTRA, not '" + o.synchronous + "'");
+    if (o.path.empty())
+        return error("store.config", "the store path is empty");
+    if (o.max_batch < 1 || o.queue_limit < 1)
+        return error("store.config", "max_batch and queue_limit must be at least 1");
+
+    std::filesystem::path parent = std::filesystem::path(o.path).parent_path();
+    if (!parent.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec)
+            return error("store.open", "cannot create folder " + parent.string() + ": " + ec.message());
+    }
+
+    std::unique_ptr<writer_conn> w(new writer_conn());
+    int rc = sqlite3_open_v2(o.path.c_str(), &w->db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+        error e = sql_error(w->db_, rc, "open " + o.path);
+        return e;
+    }
+    sqlite3_extended_result_codes(w->db_, 1);
+    sqlite3_busy_timeout(w->db_, busy_timeout_ms);
+
+    // journal_mode answers the mode in effect: anything but "wal" (an in-memory database, say)
+    // would break the readers-never-block design.
+    {
+        auto st = statement::prepare(w->db_, "PRAGMA journal_mode = WAL");
+        if (!st)
+            return error(st.error().code, "open " + o.path + ": " + st.error().message);
+        reset_guard g(*st);
+        rc = sqlite3_step(st->get());
+        if (rc != SQLITE_ROW)
+            return sql_error(w->db_, rc, "open " + o.path + ": set WAL");
+        if (col_text(st->get(), 0) != "wal")
+            return error("store.open", "open " + o.path + ": cannot use WAL (journal_mode " +
+                                           col_text(st->get(), 0) + ")");
+    }
+    std::string pragmas = "PRAGMA synchronous = " + sync +
+                          "; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384";
+    if (auto r = exec(w->db_, pragmas.c_str(), "open " + o.path + ": pragmas"); !r)
+        return r.error();
+    auto v = migrate(w->db_);
+    if (!v)
+        return v.error();
+    w->version_ = *v;
+    if (auto r = w->prepare_all(); !r)
+        return r.error();
+    return w;
+}
+
+result<void> writer_conn::prepare_all() {
+    struct item {
+        statement& st;
+        const char* sql;
+    };
+    const item items[] = {
+        {begin_, "BEGIN IMMEDIATE"},
+        {commit_, "COMMIT"},
+        {rollback_, "ROLLBACK"},
+        {savepoint_, "SAVEPOINT op"},
+        {release_, "RELEASE op"},
+        {rollback_to_, "ROLLBACK TO op"},
+        {insert_,
+         "INSERT INTO messages(id, msg_id, kind, msg_type, root_ns, content_ns, sender_her, sender_lvl1_her,"
+         " receiver_her, receiver_lvl1_her, conversation_ref, parent_ref, gen_date, state, rule, adapter, source,"
+         " error_code, error_text, original_id, original_msg_id, received_at, updated_at, size, content_type,"
+         " http_status, response_json)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
+         " ?22, ?22, ?23, ?24, ?25, ?26)"
+         " ON CONFLICT(sender_her, msg_id) WHERE sender_her IS NOT NULL AND msg_id IS NOT NULL DO NOTHING"},
+        {duplicate_, "SELECT id, http_status, response_json FROM messages WHERE sender_her = ?1 AND msg_id = ?2"},
+        {body_, "INSERT INTO bodies(id, raw) VALUES(?1, ?2)"},
+        {transition_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4)"},
+        {set_state_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1"},
+        {current_state_, "SELECT state FROM messages WHERE id = ?1"},
+        {touch_, "UPDATE messages SET updated_at = ?2 WHERE id = ?1"},
+        {delivery_,
+         "UPDATE messages SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, updated_at = ?5 WHERE id = ?1"},
+        {delivered_, "UPDATE messages SET delivered_at = ?2, transport_state = ?3, updated_at = ?2 WHERE id = ?1"},
+        // A delivered (or waiting) message becomes 'read'; later states (an AppRec) are kept.
+        {read_, "UPDATE messages SET read_at = ?2, read_by = ?3, updated_at = ?2, "
+                "state = CASE WHEN state IN ('delivered', 'waiting') THEN 'read' ELSE state END WHERE id = ?1"},
+        {apprec_, "UPDATE messages SET apprec_id = ?2, apprec_status = ?3, apprec_errors_json = ?4, updated_at = ?5"
+                  " WHERE id = ?1"},
+        {route_, "UPDATE messages SET rule = ?2, adapter = ?3, updated_at = ?4 WHERE id = ?1"},
+        {party_,
+         "INSERT INTO parties(her_id, name, type, parent_her_id, org_number, municipality, edi_address, adapter,"
+         " active) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+         " ON CONFLICT(her_id) DO UPDATE SET name = excluded.name, type = excluded.type,"
+         " parent_her_id = excluded.parent_her_id, org_number = excluded.org_number,"
+         " municipality = excluded.municipality, edi_address = excluded.edi_address, adapter = excluded.adapter,"
+         " active = excluded.active"},
+        {delete_parties_, "DELETE FROM parties"},
+    };
+    for (const auto& it : items) {
+        auto st = statement::prepare(db_, it.sql);
+        if (!st)
+            return st.error();
+        it.st = std::move(*st);
+    }
+    return {};
+}
+
+void writer_conn::close() {
+    statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
+                        &insert_,  &duplicate_, &body_,       &transition_, &set_state_, &current_state_,
+                        &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
+                        &party_,   &delete_parties_};
+    for (auto* s : all)
+        s->finalize();
+    if (db_) {
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// transaction control
+
+error writer_conn::fail(int rc, std::string_view what) {
+    error e = sql_error(db_, rc, what);
+    if (is_io_class(rc) && !io_failure_)
+        io_failure_ = e;
+    return e;
+}
+
+void writer_conn::note_io_failure(const error& e) {
+    if (!io_failure_)
+        io_failure_ = e;
+}
+
+int writer_conn::step(const statement& s) {
+    reset_guard g(s);
+    return sqlite3_step(s.get());
+}
+
+int writer_conn::control(const statement& s) {
+    int rc = step(s);
+    if (rc == SQLITE_DONE)
+        return SQLITE_OK;
+    if (is_io_class(rc))
+        fail(rc, "transaction");
+    return rc;
+}
+
+int writer_conn::begin() { return control(begin_); }
+int writer_conn::commit() { return control(commit_); }
+int writer_conn::savepoint() { return control(savepoint_); }
+int writer_conn::release() { return control(release_); }
+int writer_conn::rollback_to() { return control(rollback_to_); }
+
+void writer_conn::rollback() {
+    if (in_txn())
+        step(rollback_);
+}
+
+bool writer_conn::in_txn() const { return db_ && sqlite3_get_autocommit(db_) == 0; }
+
+// ------------------------------------------------------------------------------------------------
+// write_txn
+
+result<void> writer_conn::insert_transition(std::string_view id, std::string_view state, millis at,
+                                            std::string_view detail) {
+    reset_guard g(transition_);
+    sqlite3_stmt* s = transition_.get();
+    bind_text(s, 1, id);
+    bind_text(s, 2, state);
+    bind_int(s, 3, at);
+    bind_opt(s, 4, detail);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        return {};
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return not_found(id);
+    return fail(rc, "insert transition");
+}
+
+result<void> writer_conn::update_one(const statement& st, std::string_view id, std::string_view what) {
+    int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_DONE)
+        return fail(rc, what);
+    if (sqlite3_changes(db_) == 0)
+        return not_found(id);
+    return {};
+}
+
+result<insert_outcome> writer_conn::insert_message(const new_message& m) {
+    if (m.id.empty())
+        return error("store.invalid", "a message needs an id");
+    const message_facts& f = m.facts;
+    const millis now = now_ms();
+    {
+        reset_guard g(insert_);
+        sqlite3_stmt* s = insert_.get();
+        bind_text(s, 1, m.id);
+        bind_opt(s, 2, f.msg_id);
+        bind_text(s, 3, f.is_apprec() ? "apprec" : "msghead");
+        bind_opt(s, 4, f.msg_type);
+        bind_opt(s, 5, f.root_ns);
+        bind_opt(s, 6, f.content_ns);
+        bind_opt(s, 7, f.sender.lowest_her());
+        bind_opt(s, 8, f.sender.lvl1_her);
+        bind_opt(s, 9, f.receiver.lowest_her());
+        bind_opt(s, 10, f.receiver.lvl1_her);
+        bind_opt(s, 11, f.ref_to_conversation);
+        bind_opt(s, 12, f.ref_to_parent);
+        bind_opt(s, 13, f.gen_date);
+        bind_text(s, 14, m.state);
+        bind_opt(s, 15, m.rule);
+        bind_opt(s, 16, m.adapter);
+        bind_opt(s, 17, m.source);
+        bind_opt(s, 18, m.error_code);
+        bind_opt(s, 19, m.error_text);
+        bind_opt(s, 20, m.original_id);
+        bind_opt(s, 21, f.original_msg_id);
+        bind_int(s, 22, now);
+        bind_int(s, 23, static_cast<std::int64_t>(m.raw.size()));
+        bind_opt(s, 24, m.content_type);
+        bind_int(s, 25, m.http_status);
+        bind_opt(s, 26, m.response_json);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return fail(rc, "insert message");
+    }
+    if (sqlite3_changes(db_) == 0) {
+        // ON CONFLICT DO NOTHING: an earlier message has this (sender HER-id, MsgId).
+        reset_guard g(duplicate_);
+        sqlite3_stmt* s = duplicate_.get();
+        bind_text(s, 1, f.sender.lowest_her());
+        bind_text(s, 2, f.msg_id);
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_ROW)
+            return fail(rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "look up duplicate");
+        insert_outcome out;
+        out.duplicate = true;
+        out.id = col_text(s, 0);
+        out.http_status = static_cast<int>(col_int(s, 1));
+        out.response_json = col_text(s, 2);
+        return out;
+    }
+    {
+        reset_guard g(body_);
+        bind_text(body_.get(), 1, m.id);
+        bind_blob(body_.get(), 2, m.raw);
+        if (int rc = sqlite3_step(body_.get()); rc != SQLITE_DONE)
+            return fail(rc, "insert body");
+    }
+    if (m.initial_states.empty()) {
+        if (auto r = insert_transition(m.id, m.state, now, initial_detail(m, m.state)); !r)
+            return r.error();
+    }
+    for (const auto& s : m.initial_states)
+        if (auto r = insert_transition(m.id, s, now, initial_detail(m, s)); !r)
+            return r.error();
+    insert_outcome out;
+    out.id = m.id;
+    out.http_status = m.http_status;
+    out.response_json = m.response_json;
+    return out;
+}
+
+result<void> writer_conn::set_state(std::string_view id, std::string_view state, std::string_view detail) {
+    const millis now = now_ms();
+    {
+        reset_guard g(set_state_);
+        bind_text(set_state_.get(), 1, id);
+        bind_text(set_state_.get(), 2, state);
+        bind_int(set_state_.get(), 3, now);
+        if (auto r = update_one(set_state_, id, "set state"); !r)
+            return r;
+    }
+    return insert_transition(id, state, now, detail);
+}
+
+result<bool> writer_conn::set_state_if(std::string_view id, std::string_view state,
+                                       std::initializer_list<std::string_view> from, std::string_view detail) {
+    std::string current;
+    {
+        reset_guard g(current_state_);
+        bind_text(current_state_.get(), 1, id);
+        int rc = sqlite3_step(current_state_.get());
+        if (rc == SQLITE_DONE)
+            return not_found(id);
+        if (rc != SQLITE_ROW)
+            return fail(rc, "read state");
+        current = col_text(current_state_.get(), 0);
+    }
+    if (std::find(from.begin(), from.end(), std::string_view(current)) == from.end())
+        return false;
+    if (auto r = set_state(id, state, detail); !r)
+        return r.error();
+    return true;
+}
+
+result<void> writer_conn::add_transition(std::string_view id, std::string_view state, std::string_view detail) {
+    const millis now = now_ms();
+    {
+        reset_guard g(touch_);
+        bind_text(touch_.get(), 1, id);
+        bind_int(touch_.get(), 2, now);
+        if (auto r = update_one(touch_, id, "touch message"); !r)
+            return r;
+    }
+    return insert_transition(id, state, now, detail);
+}
+
+result<void> writer_conn::set_delivery(std::string_view id, int attempts, millis next_attempt_at,
+                                       std::string_view last_error) {
+    reset_guard g(delivery_);
+    sqlite3_stmt* s = delivery_.get();
+    bind_text(s, 1, id);
+    bind_int(s, 2, attempts);
+    bind_int(s, 3, next_attempt_at);
+    bind_opt(s, 4, last_error);
+    bind_int(s, 5, now_ms());
+    return update_one(delivery_, id, "set delivery");
+}
+
+result<void> writer_conn::set_delivered(std::string_view id, std::string_view transport_state) {
+    reset_guard g(delivered_);
+    sqlite3_stmt* s = delivered_.get();
+    bind_text(s, 1, id);
+    bind_int(s, 2, now_ms());
+    bind_text(s, 3, transport_state);
+    return update_one(delivered_, id, "set delivered");
+}
+
+result<void> writer_conn::set_read(std::string_view id, std::string_view her_id) {
+    const millis now = now_ms();
+    {
+        reset_guard g(read_);
+        sqlite3_stmt* s = read_.get();
+        bind_text(s, 1, id);
+        bind_int(s, 2, now);
+        bind_opt(s, 3, her_id);
+        if (auto r = update_one(read_, id, "set read"); !r)
+            return r;
+    }
+    return insert_transition(id, state::read, now, her_id.empty() ? std::string() : "by " + std::string(her_id));
+}
+
+result<void> writer_conn::set_apprec(std::string_view original_id, std::string_view apprec_id,
+                                     std::string_view status, std::string_view errors_json) {
+    reset_guard g(apprec_);
+    sqlite3_stmt* s = apprec_.get();
+    bind_text(s, 1, original_id);
+    bind_opt(s, 2, apprec_id);
+    bind_opt(s, 3, status);
+    bind_opt(s, 4, errors_json);
+    bind_int(s, 5, now_ms());
+    return update_one(apprec_, original_id, "set apprec");
+}
+
+result<void> writer_conn::set_route(std::string_view id, std::string_view rule, std::string_view adapter) {
+    reset_guard g(route_);
+    sqlite3_stmt* s = route_.get();
+    bind_text(s, 1, id);
+    bind_opt(s, 2, rule);
+    bind_opt(s, 3, adapter);
+    bind_int(s, 4, now_ms());
+    return update_one(route_, id, "set route");
+}
+
+result<void> writer_conn::upsert_party(const party& p) {
+    if (p.her_id.empty())
+        return error("store.invalid", "a party needs a HER-id");
+    reset_guard g(party_);
+    sqlite3_stmt* s = party_.get();
+    bind_text(s, 1, p.her_id);
+    bind_opt(s, 2, p.name);
+    bind_opt(s, 3, p.type);
+    bind_opt(s, 4, p.parent_her_id);
+    bind_opt(s, 5, p.org_number);
+    bind_opt(s, 6, p.municipality);
+    bind_opt(s, 7, p.edi_address);
+    bind_opt(s, 8, p.adapter);
+    bind_int(s, 9, p.active ? 1 : 0);
+    if (int rc = sqlite3_step(s); rc != SQLITE_DONE)
+        return fail(rc, "upsert party");
+    return {};
+}
+
+result<void> writer_conn::delete_all_parties() {
+    if (int rc = step(delete_parties_); rc != SQLITE_DONE)
+        return fail(rc, "delete parties");
+    return {};
+}
+
+} // namespace broker::store::detail

@@ -1,0 +1,86 @@
+// The write side: the single writer connection, its prepared statements, the transaction-control
+// steps the writer loop uses, and write_txn (what an operation may do inside a group transaction).
+#pragma once
+
+#include "broker/store.hpp"
+#include "store/sqlite_util.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace broker::store::detail {
+
+/// Ownership: owned by sqlite_store; used only by the opening thread until the writer thread
+/// starts, then only by the writer thread (which closes it when it stops).
+class writer_conn final : public write_txn {
+public:
+    ~writer_conn() override;
+    writer_conn(const writer_conn&) = delete;
+    writer_conn& operator=(const writer_conn&) = delete;
+
+    /// Create the parent folder, open (creating) the database, set WAL/synchronous/foreign_keys,
+    /// migrate, prepare every statement. Errors: store.config (bad option), store.open (folder),
+    /// store.schema (database newer than this binary), store.io/store.sql from SQLite.
+    static result<std::unique_ptr<writer_conn>> open(const options& o);
+
+    int schema_version() const { return version_; }
+
+    // Transaction control for the writer loop. Each returns the SQLite result code (SQLITE_OK on
+    // success) and notes an I/O-class failure.
+    int begin();
+    int commit();
+    int savepoint();
+    int release();
+    int rollback_to();
+    /// Roll back the open transaction, if any. Best effort.
+    void rollback();
+    /// True while a transaction is open (false if SQLite rolled it back on its own).
+    bool in_txn() const;
+    /// The first I/O-class failure seen (the store must go into its failed state), if any.
+    const std::optional<error>& io_failure() const { return io_failure_; }
+    /// Remember an I/O-class failure seen outside these calls (e.g. an injected fault).
+    void note_io_failure(const error& e);
+    /// Make an error for 'rc', noting it when it is I/O-class.
+    error fail(int rc, std::string_view what);
+
+    void close();
+
+    // write_txn
+    result<insert_outcome> insert_message(const new_message& m) override;
+    result<void> set_state(std::string_view id, std::string_view state, std::string_view detail) override;
+    result<bool> set_state_if(std::string_view id, std::string_view state,
+                              std::initializer_list<std::string_view> from, std::string_view detail) override;
+    result<void> add_transition(std::string_view id, std::string_view state, std::string_view detail) override;
+    result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
+                              std::string_view last_error) override;
+    result<void> set_delivered(std::string_view id, std::string_view transport_state) override;
+    result<void> set_read(std::string_view id, std::string_view her_id) override;
+    result<void> set_apprec(std::string_view original_id, std::string_view apprec_id, std::string_view status,
+                            std::string_view errors_json) override;
+    result<void> set_route(std::string_view id, std::string_view rule, std::string_view adapter) override;
+    result<void> upsert_party(const party& p) override;
+    result<void> delete_all_parties() override;
+
+private:
+    writer_conn() = default;
+    result<void> prepare_all();
+    /// Step a statement that returns no rows; SQLITE_DONE on success.
+    int step(const statement& s);
+    int control(const statement& s);
+    /// Step an UPDATE of one message by id (bound as ?1); store.not-found when no row changed.
+    result<void> update_one(const statement& s, std::string_view id, std::string_view what);
+    result<void> insert_transition(std::string_view id, std::string_view state, millis at,
+                                   std::string_view detail);
+
+    sqlite3* db_ = nullptr;
+    int version_ = 0;
+    std::optional<error> io_failure_;
+
+    statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
+    statement insert_, duplicate_, body_, transition_;
+    statement set_state_, current_state_, touch_, delivery_, delivered_, read_, apprec_, route_;
+    statement party_, delete_parties_;
+};
+
+} // namespace broker::store::detail

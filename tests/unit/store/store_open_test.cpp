@@ -1,0 +1,120 @@
+// Opening, migrating, reopening and refusing databases.
+#include "store_test_util.hpp"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace store_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Run SQL on the file with a separate raw connection (the store must be closed or readable).
+std::string raw_query(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    std::string out;
+    char* err = nullptr;
+    int rc = sqlite3_exec(
+        db, sql.c_str(),
+        [](void* p, int n, char** v, char**) {
+            auto* s = static_cast<std::string*>(p);
+            for (int i = 0; i < n; ++i)
+                *s += (v[i] ? v[i] : "NULL") + std::string(i + 1 < n ? "|" : "\n");
+            return 0;
+        },
+        &out, &err);
+    std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    INFO(msg);
+    REQUIRE(rc == SQLITE_OK);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("open creates the folder, the file and the schema", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d, "a/b/c/broker.db");
+    REQUIRE_FALSE(fs::exists(d.path() / "a"));
+    auto s = open_ok(o);
+    CHECK(fs::exists(o.path));
+    CHECK(s->schema_version() == 1);
+    CHECK(s->queue_depth() == 0);
+    auto n = s->thread_reader().count_messages();
+    REQUIRE(n);
+    CHECK(*n == 0);
+    s->close();
+
+    CHECK(raw_query(o.path, "PRAGMA journal_mode") == "wal\n");
+    CHECK(raw_query(o.path, "SELECT version FROM schema_version") == "1\n");
+    auto tables = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    CHECK(tables == "bodies\nmessages\nparties\nschema_version\ntransitions\n");
+    auto indexes = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
+                                     "'sqlite_autoindex%' ORDER BY name");
+    CHECK(indexes.find("ux_messages_sender_msg_id") != std::string::npos);
+    CHECK(indexes.find("ix_messages_due") != std::string::npos);
+    CHECK(indexes.find("ix_messages_receiver_state") != std::string::npos);
+}
+
+TEST_CASE("reopen keeps data and schema_version", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    {
+        auto s = open_ok(o);
+        insert(*s, make_msg("m1"));
+        s->close();
+    }
+    auto s = open_ok(o);
+    CHECK(s->schema_version() == 1);
+    CHECK(get_row(*s, "m1").msg_id == "msg-m1");
+    s->close();
+    // Migrations ran once: one row per version.
+    CHECK(raw_query(o.path, "SELECT count(*) FROM schema_version") == "1\n");
+}
+
+TEST_CASE("a database with a newer schema_version is refused", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    open_ok(o)->close();
+    raw_query(o.path, "INSERT INTO schema_version(version, applied_at) VALUES(999, 0)");
+    auto s = broker::store::open(o);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == "store.schema");
+    CHECK_THAT(s.error().message, Catch::Contains("999") && Catch::Contains("newer") && Catch::Contains("(1)"));
+}
+
+TEST_CASE("a file that is not a database is refused with an error", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d, "junk.db");
+    {
+        std::ofstream f(o.path, std::ios::binary);
+        f << std::string(8192, 'x');
+    }
+    auto s = broker::store::open(o);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == "store.io");
+    CHECK_THAT(s.error().message, Catch::Contains("not a database"));
+}
+
+TEST_CASE("bad options are refused", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    o.synchronous = "SOMETIMES";
+    auto s = broker::store::open(o);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == "store.config");
+
+    o.synchronous = "normal";  // case-insensitive
+    auto ok = broker::store::open(o);
+    REQUIRE(ok);
+    (*ok)->close();
+    o.synchronous = "FULL";
+    o.max_batch = 0;
+    auto b = broker::store::open(o);
+    REQUIRE_FALSE(b);
+    CHECK(b.error().code == "store.config");
+}
