@@ -31,6 +31,12 @@ struct error {
     }
 };
 
+template <class Os>
+Os& operator<<(Os& os, const error& e) {
+    os << e.where();
+    return os;
+}
+
 template <class T>
 using result = boost::system::result<T, error>;
 

@@ -1,0 +1,69 @@
+// The broker process: configuration, and the server that wires store, registry, rules, adapters,
+// the intake pipeline, the delivery engine and the EDI REST endpoint together.
+#pragma once
+
+#include "broker/error.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace broker {
+
+/// Every setting, with its default. A config file sets them as `key = value` lines (keys as in
+/// the comments); command-line options override the file.
+struct config {
+    std::string listen = "127.0.0.1:8080";  ///< listen: HOST:PORT of the EDI REST endpoint (port 0 = any)
+    std::string data_dir = "edibroker-data"; ///< data-dir: holds edibroker.db
+    std::string rules_dir;                   ///< rules-dir: routing-rules/*.xml (default: the repo's)
+    std::string registry_file;               ///< registry: registry file imported at start (default: the repo's demo)
+    std::string schemas_dir;                 ///< schemas-dir: override the embedded XSDs ("" = embedded)
+    int threads = 2;                         ///< threads: I/O threads for HTTP + validation
+    std::string synchronous = "FULL";        ///< synchronous: SQLite durability (FULL | NORMAL)
+    int group_commit_max = 256;              ///< group-commit-max: most messages per transaction
+    std::size_t store_queue_limit = 20000;   ///< store-queue-limit: writer queue bound (beyond: 503)
+    std::size_t max_body_bytes = 64u << 20;  ///< max-body-bytes: request body cap
+    int http_timeout_ms = 30000;             ///< http-timeout-ms: read/write timeout per request
+    int max_connections = 2048;              ///< max-connections: concurrent HTTP connections
+    int retry_base_ms = 1000;                ///< retry-base-ms: first retry delay (doubles per attempt)
+    int retry_max_ms = 300000;               ///< retry-max-ms: longest retry delay
+    int max_attempts = 10;                   ///< max-attempts: delivery attempts before 'dead'
+    int delivery_scan_ms = 1000;             ///< delivery-scan-ms: how often due retries are looked up
+    std::string default_apprec_version = "1.1"; ///< default-apprec-version: when no rule says
+    std::string log_level = "info";          ///< log-level: debug | info | warn | error | off
+
+    std::string source;  ///< where the config came from (file path or "defaults")
+};
+
+/// Defaults with the repository's demo rules and registry filled in.
+config default_config();
+
+/// Read `key = value` lines ('#' comments) over 'base'. Errors are "file:line:col: reason".
+result<config> load_config_file(const std::string& path, config base);
+
+/// Set one key (as in the file) from a string; used by the file reader and command-line overrides.
+result<void> set_config_value(config& c, const std::string& key, const std::string& value);
+
+class server {
+public:
+    virtual ~server() = default;
+    /// Start listening and delivering. After it returns, port() is valid.
+    virtual result<void> start() = 0;
+    /// The bound port (useful with port 0).
+    virtual unsigned short port() const = 0;
+    virtual std::string listen_address() const = 0;
+    /// Graceful stop: stop accepting, finish in-flight requests, stop adapters, close the store.
+    virtual void stop() = 0;
+    /// Block until stop() is called (from a signal handler thread or another thread).
+    virtual void wait() = 0;
+};
+
+/// Open the store, import the registry, load and check the rules, build adapters. Every problem
+/// is reported with its file:line:col where there is one.
+result<std::unique_ptr<server>> make_server(const config& c);
+
+/// The command-line entry point (`edibroker <command> ...`). Returns the process exit code.
+int run_cli(int argc, char** argv);
+
+} // namespace broker

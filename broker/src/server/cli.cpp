@@ -1,0 +1,177 @@
+// `edibroker <command>`: serve, validate, version, help.
+#include "broker/server.hpp"
+#include "broker/xml.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <pthread.h>
+#include <sstream>
+
+namespace broker {
+
+namespace {
+
+constexpr const char* usage_text =
+    R"(usage: edibroker <command> [options]
+
+commands:
+  serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--rules DIR] [--registry FILE]
+        [--set KEY=VALUE]...
+        Run the broker. Prints "listening on HOST:PORT" once ready. SIGINT/SIGTERM stop it.
+  validate FILE...
+        Validate message files (MsgHead, AppRec, EI_fellesformat). Exit 0 if all are valid,
+        1 otherwise, with one "FILE:LINE:COL: reason" line per error.
+  version
+  help
+)";
+
+int usage_error(const std::string& msg) {
+    std::cerr << "edibroker: " << msg << "\n\n" << usage_text;
+    return 2;
+}
+
+int cmd_serve(int argc, char** argv) {
+    config c = default_config();
+    std::vector<std::pair<std::string, std::string>> overrides;
+    std::string config_file;
+    for (int i = 0; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&](const char* what) -> const char* {
+            if (i + 1 >= argc)
+                return nullptr;
+            (void)what;
+            return argv[++i];
+        };
+        const char* v = nullptr;
+        if (a == "--config") {
+            if (!(v = value("FILE")))
+                return usage_error("--config needs a file");
+            config_file = v;
+        } else if (a == "--listen") {
+            if (!(v = value("HOST:PORT")))
+                return usage_error("--listen needs HOST:PORT");
+            overrides.emplace_back("listen", v);
+        } else if (a == "--data-dir") {
+            if (!(v = value("DIR")))
+                return usage_error("--data-dir needs a folder");
+            overrides.emplace_back("data-dir", v);
+        } else if (a == "--rules") {
+            if (!(v = value("DIR")))
+                return usage_error("--rules needs a folder");
+            overrides.emplace_back("rules-dir", v);
+        } else if (a == "--registry") {
+            if (!(v = value("FILE")))
+                return usage_error("--registry needs a file");
+            overrides.emplace_back("registry", v);
+        } else if (a == "--set") {
+            if (!(v = value("KEY=VALUE")))
+                return usage_error("--set needs KEY=VALUE");
+            std::string kv = v;
+            auto eq = kv.find('=');
+            if (eq == std::string::npos)
+                return usage_error("--set needs KEY=VALUE");
+            overrides.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+        } else {
+            return usage_error("unknown option '" + a + "' for serve");
+        }
+    }
+    if (!config_file.empty()) {
+        auto r = load_config_file(config_file, c);
+        if (!r) {
+            std::cerr << r.error().where() << "\n";
+            return 1;
+        }
+        c = *r;
+    }
+    for (auto& [k, v] : overrides) {
+        if (auto r = set_config_value(c, k, v); !r) {
+            std::cerr << "edibroker: " << r.error().message << "\n";
+            return 1;
+        }
+    }
+
+    // Block the stop signals in every thread; this thread waits for them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    auto s = make_server(c);
+    if (!s) {
+        std::cerr << "edibroker: " << s.error().where() << "\n";
+        return 1;
+    }
+    if (auto r = (*s)->start(); !r) {
+        std::cerr << "edibroker: " << r.error().where() << "\n";
+        return 1;
+    }
+    std::cout << "listening on " << (*s)->listen_address() << std::endl;
+    int sig = 0;
+    sigwait(&set, &sig);
+    (*s)->stop();
+    return 0;
+}
+
+int cmd_validate(int argc, char** argv) {
+    if (argc == 0)
+        return usage_error("validate needs at least one file");
+    xml::platform_init();
+    auto v = xml::make_validator();
+    if (!v) {
+        std::cerr << "edibroker: " << v.error().where() << "\n";
+        return 1;
+    }
+    int bad = 0;
+    for (int i = 0; i < argc; ++i) {
+        std::string path = argv[i];
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            std::cerr << path << ":0:0: cannot read the file\n";
+            ++bad;
+            continue;
+        }
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        auto r = (*v)->validate(ss.str(), path);
+        if (r.v == xml::verdict::valid) {
+            std::cout << path << ": valid (" << (r.facts.is_apprec() ? "AppRec " + r.facts.apprec_version()
+                                                                      : r.facts.msg_type)
+                      << ", MsgId " << r.facts.msg_id << ")\n";
+            continue;
+        }
+        ++bad;
+        if (r.diagnostics.empty())
+            std::cerr << path << ":1:1: " << xml::apprec_code(r.v) << " the message is not valid\n";
+        for (auto& d : r.diagnostics)
+            std::cerr << path << ":" << d.line << ":" << d.column << ": " << xml::apprec_code(r.v) << " " << d.message
+                      << "\n";
+    }
+    return bad ? 1 : 0;
+}
+
+} // namespace
+
+int run_cli(int argc, char** argv) {
+    if (argc < 2)
+        return usage_error("no command given");
+    std::string cmd = argv[1];
+    if (cmd == "serve")
+        return cmd_serve(argc - 2, argv + 2);
+    if (cmd == "validate")
+        return cmd_validate(argc - 2, argv + 2);
+    if (cmd == "version" || cmd == "--version") {
+        std::cout << "edibroker " << EDIBROKER_VERSION << "\n";
+        return 0;
+    }
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+        std::cout << usage_text;
+        return 0;
+    }
+    return usage_error("unknown command '" + cmd + "'");
+}
+
+} // namespace broker

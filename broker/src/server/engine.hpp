@@ -1,0 +1,125 @@
+// The broker's core, independent of any transport: intake (validate → route → store → answer),
+// the delivery engine (adapters, retries, dead letters), AppRec correlation and read receipts.
+// The HTTP endpoint (http_api.cpp) and later transports call into this.
+#pragma once
+
+#include "broker/adapter.hpp"
+#include "broker/router.hpp"
+#include "broker/server.hpp"
+#include "broker/store.hpp"
+#include "broker/xml.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json/object.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+namespace broker {
+
+/// Rules + registry + the adapter instances they declare; replaced whole on reload.
+struct routing_state {
+    routing::rule_set rules;
+    routing::address_registry registry{{}};
+};
+
+/// What the transport answers the sender.
+struct intake_answer {
+    int status = 0;        ///< HTTP status
+    std::string json;      ///< body
+    std::string id;        ///< broker id of the stored message ("" if nothing was stored)
+    bool duplicate = false;
+};
+
+/// Run a store write from a coroutine; resumes on the coroutine's executor after the commit.
+boost::asio::awaitable<result<void>> store_write(store::store& s, store::write_op op);
+
+/// JSON error body: {"error": {"code": ..., "message": ...}}.
+boost::json::object error_body(std::string_view code, std::string_view message);
+
+class engine {
+public:
+    engine(const config& cfg, store::store& st, adapter_registry& factories, boost::asio::any_io_executor ex);
+    ~engine();
+
+    /// Build adapters for 'rs' and make it current. Fails (and keeps the old state) when an
+    /// adapter instance cannot be created.
+    result<void> install(std::shared_ptr<routing_state> rs);
+    std::shared_ptr<const routing_state> routing() const;
+
+    /// Start the delivery scanner (recovers messages left routed/failed by an earlier run).
+    void start();
+    /// Stop the scanner and every adapter; in-flight deliveries complete as retriable.
+    void stop();
+
+    /// Validate, route and durably store one inbound business document, then queue its delivery.
+    /// Never throws; every outcome is an answer.
+    boost::asio::awaitable<intake_answer> intake(std::string document, std::string source);
+
+    /// POST /Messages/{id}/apprec/{herId}: build the AppRec the receiver asks for and take it in.
+    boost::asio::awaitable<intake_answer> apprec_for(std::string id, std::string her_id, std::string body_json);
+
+    /// PUT /Messages/{id}/read/{herId}.
+    boost::asio::awaitable<intake_answer> mark_read(std::string id, std::string her_id);
+
+    /// GET /Messages/{id}/business-document by the receiver: a pull delivery is now delivered.
+    boost::asio::awaitable<void> fetched(std::string id);
+
+    /// A registration for changes of one message (any committed write the engine makes for it).
+    struct watcher {
+        std::string id;
+        std::shared_ptr<boost::asio::steady_timer> timer;
+        bool fired = false;  // guarded by engine::mu_
+    };
+    /// Register first, then read the state, then wait: a change in between is not lost.
+    std::shared_ptr<watcher> watch(const std::string& id, std::chrono::steady_clock::time_point deadline,
+                                   boost::asio::any_io_executor ex);
+    /// Wait until the watched message changes or the deadline passes; unregisters.
+    boost::asio::awaitable<void> wait(std::shared_ptr<watcher> w);
+    /// Unregister without waiting.
+    void unwatch(const std::shared_ptr<watcher>& w);
+
+    store::store& store() { return store_; }
+    const config& cfg() const { return cfg_; }
+
+private:
+    struct job {
+        std::string id;
+        std::string adapter;
+        std::string rule;
+        int attempt = 1;
+        message_facts facts;
+        std::shared_ptr<const std::string> document;
+    };
+
+    /// Wake everyone waiting on 'id'. Any thread.
+    void notify(const std::string& id);
+    void dispatch(job j);
+    void on_result(job j, delivery_result r);
+    void scan();
+    void schedule_scan();
+    adapter* find_adapter(const std::string& name);
+    store::millis backoff(int attempt) const;
+
+    config cfg_;
+    store::store& store_;
+    adapter_registry& factories_;
+    boost::asio::any_io_executor ex_;
+    boost::asio::strand<boost::asio::any_io_executor> strand_;
+    boost::asio::steady_timer scan_timer_;
+
+    mutable std::mutex mu_;  // guards routing_, adapters_, in_flight_, stopped_
+    std::shared_ptr<const routing_state> routing_;
+    std::map<std::string, std::shared_ptr<adapter>, std::less<>> adapters_;
+    std::set<std::string, std::less<>> in_flight_;
+    std::multimap<std::string, std::shared_ptr<watcher>, std::less<>> watchers_;
+    bool stopped_ = false;
+};
+
+} // namespace broker

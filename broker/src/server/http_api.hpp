@@ -1,0 +1,55 @@
+// The EDI-2.0-style REST endpoint (Boost.Beast on Asio, one coroutine per connection on its own
+// strand). Routes requests to the engine; every error is a status code + JSON error body.
+#pragma once
+
+#include "engine.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace broker {
+
+class http_api {
+public:
+    http_api(engine& e, boost::asio::io_context& ioc, const config& cfg);
+
+    /// Bind and listen (port 0 = any free port).
+    result<void> listen(const std::string& host_port);
+    unsigned short port() const { return port_; }
+    std::string address() const { return address_; }
+
+    /// Start the accept loop.
+    void start();
+    /// Stop accepting and close every connection. Runs on any thread.
+    void stop();
+
+private:
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock, std::uint64_t sid);
+    using request = boost::beast::http::request<boost::beast::http::string_body>;
+    using response = boost::beast::http::response<boost::beast::http::string_body>;
+    /// Route one request. Never throws.
+    boost::asio::awaitable<response> handle(request& req);
+    boost::asio::awaitable<response> post_message(request& req);
+
+    engine& engine_;
+    boost::asio::io_context& ioc_;
+    config cfg_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    unsigned short port_ = 0;
+    std::string address_;
+    std::atomic<int> sessions_{0};
+    std::atomic<bool> stopping_{false};
+    std::mutex mu_;  // guards open_
+    std::map<std::uint64_t, boost::asio::ip::tcp::socket*> open_;
+    std::uint64_t next_sid_ = 0;
+};
+
+} // namespace broker

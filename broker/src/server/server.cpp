@@ -1,0 +1,168 @@
+// Wiring: store → registry import → rules → adapters → engine → HTTP endpoint, and the shutdown
+// order (stop accepting, stop adapters, drain the I/O threads, close the store).
+#include "broker/server.hpp"
+
+#include "engine.hpp"
+#include "http_api.hpp"
+
+#include "broker/log.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <condition_variable>
+#include <filesystem>
+#include <thread>
+
+namespace broker {
+
+namespace asio = boost::asio;
+
+/// Import a registry file into the store (replacing the parties) and return them.
+result<std::vector<store::party>> import_registry(store::store& st, const std::string& file) {
+    auto parties = routing::parse_registry_file(file);
+    if (!parties)
+        return parties.error();
+    auto list = std::make_shared<std::vector<store::party>>(*parties);
+    auto w = store::write_sync(st, [list](store::write_txn& t) -> result<void> {
+        if (auto e = t.delete_all_parties(); !e)
+            return e.error();
+        for (auto& p : *list)
+            if (auto e = t.upsert_party(p); !e)
+                return e.error();
+        return {};
+    });
+    if (!w)
+        return w.error();
+    return *parties;
+}
+
+/// Load rules + the registry as stored, ready to install.
+result<std::shared_ptr<routing_state>> load_routing(store::store& st, const std::string& rules_dir) {
+    auto rules = routing::load_rules(rules_dir);
+    if (!rules)
+        return rules.error();
+    auto parties = st.thread_reader().all_parties();
+    if (!parties)
+        return parties.error();
+    auto rs = std::make_shared<routing_state>();
+    rs->rules = std::move(*rules);
+    rs->registry = routing::address_registry(std::move(*parties));
+    return rs;
+}
+
+namespace {
+
+class server_impl final : public server {
+public:
+    explicit server_impl(const config& c) : cfg_(c), work_(asio::make_work_guard(ioc_)) {}
+
+    ~server_impl() override { stop(); }
+
+    result<void> init() {
+        log::level lv;
+        if (log::parse_level(cfg_.log_level, lv))
+            log::set_level(lv);
+        register_builtin_adapters(factories_);
+
+        std::error_code fec;
+        std::filesystem::create_directories(cfg_.data_dir, fec);
+        if (fec)
+            return error{"config.invalid", "cannot create data-dir '" + cfg_.data_dir + "': " + fec.message()};
+        store::options so;
+        so.path = (std::filesystem::path(cfg_.data_dir) / "edibroker.db").string();
+        so.synchronous = cfg_.synchronous;
+        so.max_batch = cfg_.group_commit_max;
+        so.queue_limit = cfg_.store_queue_limit;
+        auto st = store::open(so);
+        if (!st)
+            return st.error();
+        store_ = std::move(*st);
+
+        if (!cfg_.registry_file.empty()) {
+            auto parties = import_registry(*store_, cfg_.registry_file);
+            if (!parties)
+                return parties.error();
+            log::info("registry.imported", {{"file", cfg_.registry_file}, {"parties", std::to_string(parties->size())}});
+        }
+        auto rs = load_routing(*store_, cfg_.rules_dir);
+        if (!rs)
+            return rs.error();
+        engine_ = std::make_unique<engine>(cfg_, *store_, factories_, ioc_.get_executor());
+        if (auto r = engine_->install(*rs); !r)
+            return r.error();
+        log::info("rules.loaded", {{"dir", cfg_.rules_dir},
+                                   {"rules", std::to_string((*rs)->rules.rules.size())},
+                                   {"adapters", std::to_string((*rs)->rules.adapters.size())}});
+        api_ = std::make_unique<http_api>(*engine_, ioc_, cfg_);
+        return {};
+    }
+
+    result<void> start() override {
+        if (auto r = api_->listen(cfg_.listen); !r)
+            return r;
+        api_->start();
+        engine_->start();
+        for (int i = 0; i < cfg_.threads; ++i)
+            threads_.emplace_back([this] { ioc_.run(); });
+        log::info("listening", {{"address", api_->address()}});
+        return {};
+    }
+
+    unsigned short port() const override { return api_ ? api_->port() : 0; }
+    std::string listen_address() const override { return api_ ? api_->address() : std::string(); }
+
+    void stop() override {
+        {
+            std::lock_guard lk(mu_);
+            if (stopped_)
+                return;
+            stopped_ = true;
+        }
+        if (api_)
+            api_->stop();
+        if (engine_)
+            engine_->stop();
+        work_.reset();
+        // Sessions were closed and the scanner cancelled: the I/O threads run out of work.
+        for (auto& t : threads_)
+            t.join();
+        threads_.clear();
+        ioc_.stop();
+        api_.reset();
+        engine_.reset();
+        if (store_)
+            store_->close();
+        log::info("stopped");
+        cv_.notify_all();
+    }
+
+    void wait() override {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [this] { return stopped_; });
+    }
+
+private:
+    config cfg_;
+    asio::io_context ioc_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    adapter_registry factories_;
+    std::unique_ptr<store::store> store_;
+    std::unique_ptr<engine> engine_;
+    std::unique_ptr<http_api> api_;
+    std::vector<std::thread> threads_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopped_ = false;
+};
+
+} // namespace
+
+result<std::unique_ptr<server>> make_server(const config& c) {
+    auto s = std::make_unique<server_impl>(c);
+    if (auto r = s->init(); !r)
+        return r.error();
+    return std::unique_ptr<server>(std::move(s));
+}
+
+} // namespace broker

@@ -1,0 +1,155 @@
+// The edibroker executable itself: `serve` and `validate`, run as a child process.
+#include "broker_env.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace testing;
+
+namespace {
+
+struct child {
+    pid_t pid = -1;
+    int out = -1;  // stdout
+    int err = -1;  // stderr
+};
+
+child spawn(const std::vector<std::string>& args) {
+    int o[2], e[2];
+    REQUIRE(pipe(o) == 0);
+    REQUIRE(pipe(e) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        close(o[0]);
+        close(e[0]);
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    return {pid, o[0], e[0]};
+}
+
+/// Read everything until EOF.
+std::string drain(int fd) {
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        s.append(buf, static_cast<std::size_t>(n));
+    close(fd);
+    return s;
+}
+
+/// Read one line, waiting at most 'ms' (poll, no sleeps).
+std::string read_line(int fd, int ms) {
+    std::string s;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (true) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return s;
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            return s;
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return s;
+        if (c == '\n')
+            return s;
+        s += c;
+    }
+}
+
+struct run_result {
+    int code;
+    std::string out, err;
+};
+
+run_result run(const std::vector<std::string>& args) {
+    child c = spawn(args);
+    std::string out = drain(c.out);
+    std::string err = drain(c.err);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err};
+}
+
+} // namespace
+
+TEST_CASE("edibroker validate: exit 0 when valid, 1 with FILE:LINE:COL otherwise", "[integration][cli]") {
+    temp_dir dir;
+    std::string bin = broker_binary().string();
+    auto good = source_dir() / "tests/fixtures/messages/dialog-portal-to-oslo.xml";
+    auto ok = run({bin, "validate", good.string()});
+    CHECK(ok.code == 0);
+    CHECK(ok.out.find("valid") != std::string::npos);
+
+    auto broken = dir.path() / "broken.xml";
+    write_file(broken, "<MsgHead xmlns=\"http://www.kith.no/xmlstds/msghead/2006-05-24\">\n  <MsgInfo>\n</MsgHead>\n");
+    auto bad = run({bin, "validate", good.string(), broken.string()});
+    CHECK(bad.code == 1);
+    INFO(bad.err);
+    CHECK(bad.err.rfind(broken.string() + ":3:", 0) == 0);  // the mismatched end tag on line 3
+    CHECK(bad.err.find("T01") != std::string::npos);
+
+    auto usage = run({bin, "validate"});
+    CHECK(usage.code == 2);
+}
+
+TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[integration][cli]") {
+    temp_dir dir;
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (dir.path() / "data").string(), "--set", "log-level=warn"});
+    std::string line = read_line(c.out, 20000);
+    INFO("stdout: " << line);
+    REQUIRE(line.rfind("listening on 127.0.0.1:", 0) == 0);
+    std::string addr = line.substr(std::string("listening on ").size());
+    auto h = http_request("GET", "http://" + addr + "/healthz");
+    CHECK(h.status == 200);
+    CHECK(h.body.find("\"status\":\"ok\"") != std::string::npos);
+    // The demo registry and rules from the repo were loaded.
+    CHECK(h.body.find("\"parties\":0") == std::string::npos);
+    // The walk-through message routes with the demo configuration.
+    auto doc = read_file(source_dir() / "tests/fixtures/messages/dialog-portal-to-oslo.xml");
+    auto r = http_request("POST", "http://" + addr + "/Messages", doc, {"Content-Type: application/xml"});
+    CHECK(r.status == 201);
+    CHECK(r.body.find("\"state\":\"routed\"") != std::string::npos);
+    kill(c.pid, SIGTERM);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    close(c.out);
+    close(c.err);
+    CHECK(std::filesystem::exists(dir.path() / "data" / "edibroker.db"));
+}
+
+TEST_CASE("edibroker serve refuses a broken rules file with file:line:col", "[integration][cli]") {
+    temp_dir dir;
+    write_file(dir.path() / "rules/bad.xml",
+               "<routing-rules xmlns=\"urn:edibroker:routing-rules:1\">\n  <rule id=\"x\">\n</routing-rules>\n");
+    auto r = run({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                  (dir.path() / "data").string(), "--rules", (dir.path() / "rules").string()});
+    CHECK(r.code == 1);
+    INFO(r.err);
+    CHECK(r.err.find((dir.path() / "rules/bad.xml").string() + ":") != std::string::npos);
+}
+
+TEST_CASE("edibroker serve refuses a bad config file with file:line:col", "[integration][cli]") {
+    temp_dir dir;
+    write_file(dir.path() / "edibroker.conf", "# comment\nlisten = 127.0.0.1:0\nthreads = many\n");
+    auto r = run({broker_binary().string(), "serve", "--config", (dir.path() / "edibroker.conf").string()});
+    CHECK(r.code == 1);
+    CHECK(r.err.find("edibroker.conf:3:1: 'threads' needs a whole number") != std::string::npos);
+}
