@@ -48,6 +48,22 @@ struct capabilities {
     bool accepts(const message_facts& f) const;
 };
 
+/// What intake answered for a document an adapter brought in (a file it picked up, a message it
+/// received): the same answer the REST endpoint gives.
+struct inbound_result {
+    int status = 0;          ///< 201 accepted; 4xx refused (stored as rejected where it could be); 503 not stored
+    std::string body_json;   ///< the JSON answer
+    std::string id;          ///< broker id of the stored message ("" if nothing was stored)
+    bool duplicate = false;  ///< same sender HER-id + MsgId as a stored message: the first answer again
+    /// The broker has the document durably (accepted, rejected-and-kept, or a duplicate): the
+    /// adapter may now acknowledge or remove it at its source.
+    bool stored() const { return !id.empty(); }
+};
+using inbound_handler = std::function<void(inbound_result)>;
+/// Hand a document to intake. 'done' is called exactly once, from a broker thread, after the
+/// document is committed to the store (or refused). Never blocks the caller.
+using inbound_fn = std::function<void(std::string document, std::string source, inbound_handler done)>;
+
 /// One configured adapter instance (e.g. "visma-oslo" of type "visma").
 class adapter {
 public:
@@ -55,6 +71,11 @@ public:
     virtual const std::string& name() const = 0;
     virtual std::string_view type() const = 0;
     virtual const capabilities& caps() const = 0;
+    /// Whether this instance can take this document, decided at intake once the route is known, so
+    /// a message it cannot take is refused with an AppRec (error code + reason) instead of failing
+    /// later. The default checks caps(); adapters that convert (e.g. Dialogmelding 1.1 → 1.0)
+    /// override it to say whether the conversion is possible without loss.
+    virtual result<void> can_take(const message_facts& f, std::string_view document) const;
     /// Start delivering. Returns an error if the instance cannot start (bad URL, missing folder).
     virtual result<void> start() = 0;
     /// Deliver asynchronously; 'done' is called exactly once, from any thread, within the adapter's
@@ -72,6 +93,7 @@ struct adapter_config {
     std::string type;
     std::map<std::string, std::string> options;     ///< from the rules file
     boost::asio::any_io_executor executor;          ///< for adapters that use Asio
+    inbound_fn inbound;                             ///< for adapters that also receive (files, queues)
 };
 
 class adapter_factory {

@@ -30,6 +30,13 @@ bool capabilities::accepts(const message_facts& f) const {
     return true;
 }
 
+result<void> adapter::can_take(const message_facts& f, std::string_view) const {
+    if (caps().accepts(f))
+        return {};
+    return error{"T10", "adapter '" + name() + "' (" + std::string(type()) + ") does not take " + f.msg_type +
+                            (f.is_apprec() ? " " + f.root_ns : " with content " + (f.content_ns.empty() ? std::string("(none)") : f.content_ns))};
+}
+
 result<void> adapter_registry::add(std::unique_ptr<adapter_factory> f) {
     std::string type(f->type());
     if (factories_.count(type))

@@ -165,7 +165,12 @@ result<void> engine::install(std::shared_ptr<routing_state> rs) {
         if (!f)
             return error{"rules.invalid", "adapter '" + inst.name + "' has unknown type '" + inst.type + "'",
                          inst.file, inst.line, 1};
-        adapter_config ac{inst.name, inst.type, inst.options, ex_};
+        adapter_config ac{inst.name, inst.type, inst.options, ex_,
+                          [this](std::string doc, std::string source, inbound_handler done) {
+                              asio::co_spawn(asio::make_strand(ex_),
+                                             run_inbound(std::move(doc), std::move(source), std::move(done)),
+                                             asio::detached);
+                          }};
         if (auto c = f->check(ac); !c)
             return error{"rules.invalid", "adapter '" + inst.name + "': " + c.error().message, inst.file, inst.line, 1};
         auto a = f->create(ac);
@@ -285,8 +290,9 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
         if (!f.msg_id.empty())
             answer["msgId"] = f.msg_id;
 
-        bool can_answer = !f.is_apprec() && !f.msg_id.empty() && !f.sender.lowest_her().empty() &&
-                          (code == "T01" || code == "T02" || code == "T10" || code == "E21");
+        // AppRec error codes are kodeverk 8221's (E.., S.., T.., X..); request.* and apprec.* are not.
+        bool is_8221 = code.size() == 3 && std::string_view("ESTX").find(code[0]) != std::string_view::npos;
+        bool can_answer = !f.is_apprec() && !f.msg_id.empty() && !f.sender.lowest_her().empty() && is_8221;
         if (!can_answer)
             return;
         apprec_error_entry e{code, apprec::error_dn(code), oid::apprec_error, ""};
@@ -409,10 +415,9 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
         adapter* a = d.k == routing::decision::kind::routed ? find_adapter(d.adapter) : nullptr;
         if (d.k == routing::decision::kind::unknown_receiver || d.k == routing::decision::kind::cannot_receive) {
             reject("E21", d.reason, nullptr);
-        } else if (d.k == routing::decision::kind::routed && a && !a->caps().accepts(f)) {
-            reject("T10",
-                   "the route to adapter '" + d.adapter + "' does not take " + f.msg_type + " with content " +
-                       (f.content_ns.empty() ? std::string("(none)") : f.content_ns),
+        } else if (auto take = (d.k == routing::decision::kind::routed && a) ? a->can_take(f, *doc) : result<void>{};
+                   !take) {
+            reject(take.error().code, "route '" + (d.matched ? d.matched->id : std::string()) + "': " + take.error().message,
                    nullptr);
         } else {
             if (d.k == routing::decision::kind::routed && a) {
@@ -501,6 +506,16 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     for (auto& [id, adapter_name, rule, facts, document] : deliveries)
         dispatch(job{id, adapter_name, rule, 1, facts, document});
     co_return out;
+}
+
+asio::awaitable<void> engine::run_inbound(std::string document, std::string source, inbound_handler done) {
+    intake_answer a = co_await intake(std::move(document), std::move(source));
+    inbound_result r;
+    r.status = a.status;
+    r.body_json = std::move(a.json);
+    r.id = std::move(a.id);
+    r.duplicate = a.duplicate;
+    done(std::move(r));
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -98,6 +98,8 @@ private:
         std::shared_ptr<const std::string> document;
     };
 
+    /// Intake for a document an adapter received; reports to 'done'.
+    boost::asio::awaitable<void> run_inbound(std::string document, std::string source, inbound_handler done);
     /// Wake everyone waiting on 'id'. Any thread.
     void notify(const std::string& id);
     void dispatch(job j);
