@@ -358,7 +358,7 @@ TEST_CASE("http-push: a callback may deliver again", "[unit][adapters]") {
 TEST_CASE("http-push: deliver before start is refused", "[unit][adapters]") {
     const adapter_factory* f = registry().find("http-push");
     REQUIRE(f);
-    adapter_config cfg{"x", "http-push", {{"url", "http://127.0.0.1:1/"}}, {}};
+    adapter_config cfg{"x", "http-push", {{"url", "http://127.0.0.1:1/"}}, {}, {}};
     auto a = f->create(cfg);
     REQUIRE(a.has_value());
     results rs;
