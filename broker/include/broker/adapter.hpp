@@ -64,6 +64,21 @@ using inbound_handler = std::function<void(inbound_result)>;
 /// document is committed to the store (or refused). Never blocks the caller.
 using inbound_fn = std::function<void(std::string document, std::string source, inbound_handler done)>;
 
+/// The answer to a synchronous request (helsenorge's _sync/_syncreply pattern, standards §2.1).
+struct sync_reply {
+    std::string document;      ///< the receiver's answer (MsgHead XML)
+    std::string content_type;  ///< as the receiver sent it ("" = unknown)
+    std::string subject;       ///< message function the receiver gave ("" = unknown)
+};
+/// Called exactly once, from any thread: the answer, or an error (code "T01", "E21", "unroutable",
+/// "adapter.no-sync", "sync.timeout", "sync.send-failed", "shutting-down", ...).
+using sync_handler = std::function<void(result<sync_reply>)>;
+/// Route a synchronous request to its receiver's adapter and hand back the answer within
+/// 'timeout' (the engine's hook for adapters that receive sync requests). Never blocks the caller;
+/// nothing is stored.
+using sync_fn = std::function<void(std::string document, std::string source, std::chrono::milliseconds timeout,
+                                   sync_handler done)>;
+
 /// One configured adapter instance (e.g. "visma-oslo" of type "visma").
 class adapter {
 public:
@@ -83,6 +98,15 @@ public:
     virtual void deliver(delivery d, delivery_handler done) = 0;
     /// Stop: pending deliveries complete with outcome::retriable ("shutting down").
     virtual void stop() = 0;
+    /// Synchronous request/reply: send 'd' to its receiver and hand back the receiver's answer
+    /// within 'timeout'. 'done' is called exactly once, from any thread. Must not block the caller.
+    /// The default refuses with "adapter.no-sync".
+    virtual void request(delivery d, std::chrono::milliseconds timeout, sync_handler done) {
+        (void)d;
+        (void)timeout;
+        if (done)
+            done(error{"adapter.no-sync", "adapter type '" + std::string(type()) + "' cannot answer synchronous requests"});
+    }
 };
 
 using adapter_ptr = std::unique_ptr<adapter>;
@@ -94,6 +118,8 @@ struct adapter_config {
     std::map<std::string, std::string> options;     ///< from the rules file
     boost::asio::any_io_executor executor;          ///< for adapters that use Asio
     inbound_fn inbound;                             ///< for adapters that also receive (files, queues)
+    std::string data_dir{};                         ///< the broker's data-dir: base of relative paths in options
+    sync_fn sync_request{};                         ///< for adapters that receive synchronous requests (amqp _sync)
 };
 
 class adapter_factory {

@@ -32,6 +32,12 @@ struct config {
     int delivery_scan_ms = 1000;             ///< delivery-scan-ms: how often due retries are looked up
     std::string default_apprec_version = "1.1"; ///< default-apprec-version: when no rule says
     std::string log_level = "info";          ///< log-level: debug | info | warn | error | off
+    /// admin-listen: HOST:PORT of the admin API and /metrics, "off" for none. "" (unset) means
+    /// 127.0.0.1:8081, or a free port (HOST:0) when 'listen' asks for port 0.
+    std::string admin_listen;
+    int retention_days = 0;                  ///< retention-days: prune messages older than this (0 = keep all); rule option retention-days overrides per route
+    int retention_interval_ms = 60000;       ///< retention-interval-ms: how often retention runs
+    int retention_batch = 200;               ///< retention-batch: most messages deleted per write operation
 
     std::string source;  ///< where the config came from (file path or "defaults")
 };
@@ -57,6 +63,11 @@ public:
     virtual void stop() = 0;
     /// Block until stop() is called (from a signal handler thread or another thread).
     virtual void wait() = 0;
+    /// Re-read the routing rules and the registry file and make them current. A broken file is
+    /// refused (file:line:col) and the old rules and registry stay in force. Any thread.
+    virtual result<void> reload() { return error{"reload.unsupported", "this server cannot reload"}; }
+    /// The admin API's bound address ("" when it is off).
+    virtual std::string admin_address() const { return {}; }
 };
 
 /// Open the store, import the registry, load and check the rules, build adapters. Every problem

@@ -133,6 +133,21 @@ struct message_filter {
     int limit = 100;
 };
 
+/// Store-wide figures for operators (metrics, admin API, `edibroker store stats`).
+struct store_stats {
+    std::int64_t messages = 0;        ///< rows in messages
+    std::int64_t size_bytes = 0;      ///< database pages in use × page size
+    millis oldest_received_at = 0;    ///< the oldest message's receipt time; 0 when empty
+};
+
+/// Messages on their way (routed, failed, waiting), per adapter instance and state.
+struct pending_count {
+    std::string adapter;
+    std::string state;
+    std::int64_t count = 0;
+    millis oldest_received_at = 0;
+};
+
 /// A communication party in the address registry (mirrors AR CommunicationPartyDetails).
 struct party {
     std::string her_id;
@@ -176,6 +191,13 @@ public:
     virtual result<void> set_route(std::string_view id, std::string_view rule, std::string_view adapter) = 0;
     virtual result<void> upsert_party(const party& p) = 0;
     virtual result<void> delete_all_parties() = 0;
+    /// Retention: delete up to 'limit' messages (with their bodies and transitions) routed by
+    /// 'rule' ("" = messages without a rule) and received before 'before', oldest first. Messages
+    /// still on their way (routed, failed, waiting) are never deleted. Returns how many went.
+    virtual result<int> prune(std::string_view rule, millis before, int limit) {
+        (void)rule, (void)before, (void)limit;
+        return error("store.unsupported", "this store cannot prune");
+    }
 };
 
 /// Read-side API. One reader per thread (its own connection); readers never block the writer.
@@ -194,6 +216,16 @@ public:
     virtual result<std::optional<party>> get_party(std::string_view her_id) = 0;
     virtual result<std::vector<party>> all_parties() = 0;
     virtual result<std::int64_t> count_messages() = 0;
+    /// Size, message count and the oldest message (operators; served from indexes).
+    virtual result<store_stats> stats() { return error("store.unsupported", "this store has no stats"); }
+    /// Messages on their way per adapter and state, with the oldest one's receipt time.
+    virtual result<std::vector<pending_count>> pending() {
+        return error("store.unsupported", "this store cannot count pending messages");
+    }
+    /// The distinct rule ids stored messages carry (retention walks them), without "".
+    virtual result<std::vector<std::string>> stored_rules() {
+        return error("store.unsupported", "this store cannot list rules");
+    }
 };
 
 struct options {

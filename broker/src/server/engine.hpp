@@ -43,6 +43,20 @@ boost::asio::awaitable<result<void>> store_write(store::store& s, store::write_o
 /// JSON error body: {"error": {"code": ..., "message": ...}}.
 boost::json::object error_body(std::string_view code, std::string_view message);
 
+/// Watches what the engine does, for metrics. Called on engine/I-O threads after the fact is
+/// committed; implementations must be thread-safe, cheap, and never block.
+class engine_observer {
+public:
+    virtual ~engine_observer() = default;
+    /// Intake stored a message: 'state' is routed/unroutable/rejected; 'code' the rejection code.
+    virtual void intake(std::string_view state, std::string_view rule, std::string_view adapter,
+                        std::string_view code) = 0;
+    /// A delivery attempt ended: "delivered", "waiting", "retry" or "dead"; 'latency_ms' is from
+    /// receipt to delivery (delivered only).
+    virtual void delivery(std::string_view outcome, std::string_view rule, std::string_view adapter,
+                          store::millis latency_ms) = 0;
+};
+
 class engine {
 public:
     engine(const config& cfg, store::store& st, adapter_registry& factories, boost::asio::any_io_executor ex);
@@ -65,6 +79,12 @@ public:
     /// POST /Messages/{id}/apprec/{herId}: build the AppRec the receiver asks for and take it in.
     boost::asio::awaitable<intake_answer> apprec_for(std::string id, std::string her_id, std::string body_json);
 
+    /// A synchronous request an adapter received (helsenorge's _sync queue): route it with the
+    /// current rules to the receiver's adapter (the rule's option sync-adapter, else the route's
+    /// adapter) and hand back that adapter's answer within 'timeout'. Nothing is stored; 'done' is
+    /// called exactly once, from any thread. Never blocks.
+    void sync_request(std::string document, std::string source, std::chrono::milliseconds timeout, sync_handler done);
+
     /// PUT /Messages/{id}/read/{herId}.
     boost::asio::awaitable<intake_answer> mark_read(std::string id, std::string her_id);
 
@@ -85,6 +105,14 @@ public:
     /// Unregister without waiting.
     void unwatch(const std::shared_ptr<watcher>& w);
 
+    /// Operator resend (admin API): route the stored message again with the current rules, reset
+    /// its attempts and deliver it now. 200 with {"id","state","rule","adapter"}; 404 unknown id;
+    /// 409 when it cannot be resent (rejected at intake, an inbound-only record, no rule matches).
+    boost::asio::awaitable<intake_answer> resend(std::string id);
+
+    /// Metrics hook; set before start(), not owned.
+    void set_observer(engine_observer* o) { observer_ = o; }
+
     store::store& store() { return store_; }
     const config& cfg() const { return cfg_; }
 
@@ -96,6 +124,8 @@ private:
         int attempt = 1;
         message_facts facts;
         std::shared_ptr<const std::string> document;
+        store::millis received_at = 0;  ///< for the delivery latency metric
+        bool claimed = false;  ///< the scanner already put 'id' in in_flight_ (see engine::scan)
     };
 
     /// Intake for a document an adapter received; reports to 'done'.
@@ -122,6 +152,7 @@ private:
     std::set<std::string, std::less<>> in_flight_;
     std::multimap<std::string, std::shared_ptr<watcher>, std::less<>> watchers_;
     bool stopped_ = false;
+    engine_observer* observer_ = nullptr;
 };
 
 } // namespace broker

@@ -5,7 +5,11 @@
 #include "engine.hpp"
 #include "http_api.hpp"
 
+#include "admin/admin_api.hpp"
+#include "admin/ops.hpp"
+
 #include "broker/log.hpp"
+#include "broker/xml.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -95,17 +99,101 @@ public:
                                    {"rules", std::to_string((*rs)->rules.rules.size())},
                                    {"adapters", std::to_string((*rs)->rules.adapters.size())}});
         api_ = std::make_unique<http_api>(*engine_, ioc_, cfg_);
+        // Operator side (issue 5): metrics, retention, the admin listener.
+        if (auto plan = ops::retention_plan((*rs)->rules, {}, cfg_.retention_days, 0); !plan)
+            return plan.error();
+        engine_->set_observer(&metrics_);
+        retention_ = std::make_unique<admin::retention>(*engine_, cfg_, &metrics_, ioc_.get_executor());
+        admin_ = std::make_unique<admin::admin_api>(*engine_, ioc_, cfg_, metrics_, *retention_,
+                                                    [this] { return reload(); });
         return {};
     }
+
+    /// admin-listen as configured; unset: 127.0.0.1:8081, or HOST:0 when 'listen' asks for port 0.
+    std::string admin_listen() const {
+        if (!cfg_.admin_listen.empty())
+            return cfg_.admin_listen;
+        auto colon = cfg_.listen.rfind(':');
+        if (colon != std::string::npos && cfg_.listen.substr(colon + 1) == "0")
+            return cfg_.listen.substr(0, colon) + ":0";
+        return "127.0.0.1:8081";
+    }
+
+    result<void> reload() override {
+        std::lock_guard lk(reload_mu_);
+        auto r = reload_locked();
+        metrics_.reloaded(r.has_value());
+        if (!r)
+            log::error("reload.refused", {{"reason", r.error().where()}});
+        return r;
+    }
+
+    result<void> reload_locked() {
+        // Read and check everything first; only a complete, working set replaces the one in force.
+        std::vector<store::party> parties;
+        if (!cfg_.registry_file.empty()) {
+            auto p = routing::parse_registry_file(cfg_.registry_file);
+            if (!p)
+                return p.error();
+            parties = std::move(*p);
+        } else {
+            auto p = store_->thread_reader().all_parties();
+            if (!p)
+                return p.error();
+            parties = std::move(*p);
+        }
+        auto rules = routing::load_rules(cfg_.rules_dir);
+        if (!rules)
+            return rules.error();
+        if (auto plan = ops::retention_plan(*rules, {}, cfg_.retention_days, 0); !plan)
+            return plan.error();
+        auto rs = std::make_shared<routing_state>();
+        rs->rules = std::move(*rules);
+        rs->registry = routing::address_registry(parties);
+        const std::size_t n_rules = rs->rules.rules.size(), n_parties = parties.size();
+        if (auto r = engine_->install(rs); !r)
+            return r.error();
+        if (!cfg_.registry_file.empty()) {
+            auto list = std::make_shared<std::vector<store::party>>(std::move(parties));
+            auto w = store::write_sync(*store_, [list](store::write_txn& t) -> result<void> {
+                if (auto e = t.delete_all_parties(); !e)
+                    return e.error();
+                for (auto& p : *list)
+                    if (auto e = t.upsert_party(p); !e)
+                        return e.error();
+                return {};
+            });
+            if (!w)  // the new registry is in force in memory; the store catches up at the next reload
+                log::error("reload.registry-store-failed", {{"reason", w.error().message}});
+        }
+        log::info("reloaded", {{"rules", std::to_string(n_rules)}, {"parties", std::to_string(n_parties)}});
+        return {};
+    }
+
+    std::string admin_address() const override { return admin_ ? admin_->address() : std::string(); }
 
     result<void> start() override {
         if (auto r = api_->listen(cfg_.listen); !r)
             return r;
+        if (std::string a = admin_listen(); a != "off") {
+            if (auto r = admin_->listen(a); !r)
+                return r;
+            admin_->start();
+        } else {
+            admin_.reset();
+        }
+        retention_->start();
         api_->start();
         engine_->start();
         for (int i = 0; i < cfg_.threads; ++i)
-            threads_.emplace_back([this] { ioc_.run(); });
+            threads_.emplace_back([this] {
+                // Build this thread's validator (grammar pool) before the first message arrives.
+                xml::thread_validator();
+                ioc_.run();
+            });
         log::info("listening", {{"address", api_->address()}});
+        if (admin_)
+            log::info("admin.listening", {{"address", admin_->address()}});
         return {};
     }
 
@@ -121,6 +209,10 @@ public:
         }
         if (api_)
             api_->stop();
+        if (admin_)
+            admin_->stop();
+        if (retention_)
+            retention_->stop();
         if (engine_)
             engine_->stop();
         work_.reset();
@@ -129,10 +221,14 @@ public:
             t.join();
         threads_.clear();
         ioc_.stop();
-        api_.reset();
-        engine_.reset();
+        // Close the store before the engine goes: closing drains the writer queue, and the
+        // completions of delivery results still refer to the engine.
         if (store_)
             store_->close();
+        api_.reset();
+        admin_.reset();
+        retention_.reset();
+        engine_.reset();
         log::info("stopped");
         cv_.notify_all();
     }
@@ -148,8 +244,12 @@ private:
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     adapter_registry factories_;
     std::unique_ptr<store::store> store_;
+    admin::metrics metrics_;  // before engine_: the engine reports to it until it is gone
     std::unique_ptr<engine> engine_;
     std::unique_ptr<http_api> api_;
+    std::unique_ptr<admin::retention> retention_;
+    std::unique_ptr<admin::admin_api> admin_;
+    std::mutex reload_mu_;
     std::vector<std::thread> threads_;
     std::mutex mu_;
     std::condition_variable cv_;

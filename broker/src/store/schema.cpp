@@ -116,6 +116,15 @@ CREATE TABLE parties (
 );
 CREATE INDEX ix_parties_parent ON parties(parent_her_id) WHERE parent_her_id IS NOT NULL;
 )sql"},
+{2, R"sql(
+-- Operator tools (issue 5). Retention deletes per route: (rule, received_at) finds a route's
+-- oldest messages without walking the others.
+CREATE INDEX ix_messages_rule ON messages(rule, received_at);
+-- Messages on their way, per adapter: queue depth and the oldest waiting message for /metrics.
+-- Small by construction (only undelivered messages); the WHERE must match reader::pending's text.
+CREATE INDEX ix_messages_pending ON messages(adapter, state, received_at)
+    WHERE state IN ('routed', 'failed', 'waiting');
+)sql"},
 };
 // clang-format on
 

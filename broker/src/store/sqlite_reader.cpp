@@ -127,6 +127,26 @@ std::string list_sql(const message_filter& f) {
     return sql;
 }
 
+std::string operator_sql(std::string_view name) {
+    if (name == "size")
+        return "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())";
+    if (name == "oldest")
+        return "SELECT min(received_at) FROM messages INDEXED BY ix_messages_received";
+    if (name == "pending")
+        return "SELECT adapter, state, count(*), min(received_at) FROM messages INDEXED BY ix_messages_pending"
+               " WHERE state IN ('routed', 'failed', 'waiting') GROUP BY adapter, state ORDER BY adapter, state";
+    if (name == "rules")
+        // Skip-scan over ix_messages_rule: one index seek per distinct rule, not one step per message.
+        return "WITH RECURSIVE r(x) AS (SELECT (SELECT min(rule) FROM messages INDEXED BY ix_messages_rule)"
+               " UNION ALL SELECT (SELECT min(rule) FROM messages INDEXED BY ix_messages_rule WHERE rule > r.x)"
+               " FROM r WHERE r.x IS NOT NULL) SELECT x FROM r WHERE x IS NOT NULL";
+    if (name == "prune")
+        return "DELETE FROM messages WHERE id IN (SELECT id FROM messages INDEXED BY ix_messages_rule"
+               " WHERE rule IS ?1 AND received_at < ?2 AND state NOT IN ('routed', 'failed', 'waiting')"
+               " ORDER BY received_at LIMIT ?3)";
+    return {};
+}
+
 sqlite_reader::~sqlite_reader() { close(); }
 
 void sqlite_reader::open(const std::string& path) {
@@ -146,7 +166,7 @@ void sqlite_reader::open(const std::string& path) {
         open_error_ = r.error();
         list_cache_.clear();
         get_ = {}, body_ = {}, transitions_ = {}, by_sender_msg_id_ = {}, by_msg_id_ = {}, due_ = {};
-        party_ = {}, parties_ = {}, count_ = {};
+        party_ = {}, parties_ = {}, count_ = {}, size_ = {}, oldest_ = {}, pending_ = {}, rules_ = {};
         sqlite3_close_v2(db_);
         db_ = nullptr;
     }
@@ -173,6 +193,10 @@ result<void> sqlite_reader::prepare_all() {
         {party_, std::string(party_columns) + " WHERE her_id = ?1"},
         {parties_, std::string(party_columns) + " ORDER BY her_id"},
         {count_, "SELECT count(*) FROM messages"},
+        {size_, operator_sql("size")},
+        {oldest_, operator_sql("oldest")},
+        {pending_, operator_sql("pending")},
+        {rules_, operator_sql("rules")},
     };
     for (auto& it : items) {
         auto st = statement::prepare(db_, it.sql);
@@ -188,6 +212,7 @@ void sqlite_reader::close() {
     list_cache_.clear();
     get_.finalize(), body_.finalize(), transitions_.finalize(), by_sender_msg_id_.finalize();
     by_msg_id_.finalize(), due_.finalize(), party_.finalize(), parties_.finalize(), count_.finalize();
+    size_.finalize(), oldest_.finalize(), pending_.finalize(), rules_.finalize();
     if (db_) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
@@ -379,6 +404,53 @@ result<std::int64_t> sqlite_reader::count_messages() {
     if (rc != SQLITE_ROW)
         return sql_error(db_, rc, "count messages");
     return col_int(count_.get(), 0);
+}
+
+result<store_stats> sqlite_reader::stats() {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    store_stats out;
+    auto scalar = [&](const statement& st, std::int64_t& v, const char* what) -> result<void> {
+        reset_guard g(st);
+        int rc = sqlite3_step(st.get());
+        if (rc != SQLITE_ROW)
+            return sql_error(db_, rc, what);
+        v = col_int(st.get(), 0);
+        return {};
+    };
+    if (auto r = scalar(count_, out.messages, "count messages"); !r)
+        return r.error();
+    if (auto r = scalar(size_, out.size_bytes, "store size"); !r)
+        return r.error();
+    if (auto r = scalar(oldest_, out.oldest_received_at, "oldest message"); !r)
+        return r.error();
+    return out;
+}
+
+result<std::vector<pending_count>> sqlite_reader::pending() {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(pending_);
+    std::vector<pending_count> out;
+    auto r = collect(pending_, out, [](sqlite3_stmt* s) {
+        return pending_count{col_text(s, 0), col_text(s, 1), col_int(s, 2), col_int(s, 3)};
+    });
+    if (!r)
+        return r.error();
+    return out;
+}
+
+result<std::vector<std::string>> sqlite_reader::stored_rules() {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    reset_guard g(rules_);
+    std::vector<std::string> out;
+    if (auto r = collect(rules_, out, [](sqlite3_stmt* s) { return col_text(s, 0); }); !r)
+        return r.error();
+    return out;
 }
 
 } // namespace broker::store::detail

@@ -40,6 +40,9 @@ public:
     result<std::optional<party>> get_party(std::string_view her_id) override;
     result<std::vector<party>> all_parties() override;
     result<std::int64_t> count_messages() override;
+    result<store_stats> stats() override;
+    result<std::vector<pending_count>> pending() override;
+    result<std::vector<std::string>> stored_rules() override;
 
 private:
     result<void> prepare_all();
@@ -54,6 +57,7 @@ private:
     error open_error_{"store.closed", "the store is closed"};
 
     statement get_, body_, transitions_, by_sender_msg_id_, by_msg_id_, due_, party_, parties_, count_;
+    statement size_, oldest_, pending_, rules_;  // operator queries (stats, pending, stored_rules)
     /// list() statements by filter shape (which fields are set, number of receivers).
     std::unordered_map<std::uint64_t, statement> list_cache_;
 };

@@ -51,6 +51,10 @@ struct writer_stats {
 /// Declared here so tests can check the query plans.
 std::string list_sql(const message_filter& f);
 
+/// The operator queries (reader::stats/pending/stored_rules and write_txn::prune), by name, so
+/// tests can check their query plans: "size", "oldest", "pending", "rules", "prune".
+std::string operator_sql(std::string_view name);
+
 class sqlite_store final : public store {
 public:
     /// Open the database (see writer_conn::open) and start the writer thread.

@@ -3,6 +3,7 @@
 #include "store/sqlite_writer.hpp"
 
 #include "store/schema.hpp"
+#include "store/sqlite_store.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -96,7 +97,7 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
 result<void> writer_conn::prepare_all() {
     struct item {
         statement& st;
-        const char* sql;
+        std::string sql;
     };
     const item items[] = {
         {begin_, "BEGIN IMMEDIATE"},
@@ -136,6 +137,7 @@ result<void> writer_conn::prepare_all() {
          " municipality = excluded.municipality, edi_address = excluded.edi_address, adapter = excluded.adapter,"
          " active = excluded.active"},
         {delete_parties_, "DELETE FROM parties"},
+        {prune_, operator_sql("prune")},
     };
     for (const auto& it : items) {
         auto st = statement::prepare(db_, it.sql);
@@ -150,7 +152,7 @@ void writer_conn::close() {
     statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
                         &insert_,  &duplicate_, &body_,       &transition_, &set_state_, &current_state_,
                         &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
-                        &party_,   &delete_parties_};
+                        &party_,   &delete_parties_, &prune_};
     for (auto* s : all)
         s->finalize();
     if (db_) {
@@ -429,6 +431,18 @@ result<void> writer_conn::delete_all_parties() {
     if (int rc = step(delete_parties_); rc != SQLITE_DONE)
         return fail(rc, "delete parties");
     return {};
+}
+
+result<int> writer_conn::prune(std::string_view rule, millis before, int limit) {
+    reset_guard g(prune_);
+    sqlite3_stmt* s = prune_.get();
+    bind_opt(s, 1, rule);  // "" binds NULL: "rule IS NULL"
+    bind_int(s, 2, before);
+    bind_int(s, 3, limit);
+    if (int rc = sqlite3_step(s); rc != SQLITE_DONE)
+        return fail(rc, "prune messages");
+    // sqlite3_changes counts the messages rows only (cascaded deletes are not counted).
+    return sqlite3_changes(db_);
 }
 
 } // namespace broker::store::detail

@@ -61,6 +61,7 @@ public:
     result<void> set_route(std::string_view id, std::string_view rule, std::string_view adapter) override;
     result<void> upsert_party(const party& p) override;
     result<void> delete_all_parties() override;
+    result<int> prune(std::string_view rule, millis before, int limit) override;
 
 private:
     writer_conn() = default;
@@ -81,6 +82,7 @@ private:
     statement insert_, duplicate_, body_, transition_;
     statement set_state_, current_state_, touch_, delivery_, delivered_, read_, apprec_, route_;
     statement party_, delete_parties_;
+    statement prune_;
 };
 
 } // namespace broker::store::detail
