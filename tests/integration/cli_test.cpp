@@ -153,3 +153,13 @@ TEST_CASE("edibroker serve refuses a bad config file with file:line:col", "[inte
     CHECK(r.code == 1);
     CHECK(r.err.find("edibroker.conf:3:1: 'threads' needs a whole number") != std::string::npos);
 }
+
+TEST_CASE("the example config file in config/ loads and names the demo", "[integration][cli]") {
+    auto c = broker::load_config_file((source_dir() / "config/edibroker.conf").string(), broker::default_config());
+    INFO((c ? std::string() : c.error().where()));
+    REQUIRE(c.has_value());
+    CHECK(c->listen == "127.0.0.1:8080");
+    CHECK(c->synchronous == "FULL");
+    CHECK(std::filesystem::equivalent(c->rules_dir, source_dir() / "routing-rules"));
+    CHECK(std::filesystem::equivalent(c->registry_file, source_dir() / "config/registry.xml"));
+}

@@ -1,6 +1,8 @@
-// `edibroker <command>`: serve, validate, version, help.
+// `edibroker <command>`: serve, validate, the operator commands (replay, routes, registry,
+// messages, store; in tools/), version, help.
 #include "broker/server.hpp"
 #include "broker/xml.hpp"
+#include "tools/commands.hpp"
 
 #include <csignal>
 #include <cstdio>
@@ -19,12 +21,33 @@ constexpr const char* usage_text =
 commands:
   serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--rules DIR] [--registry FILE]
         [--set KEY=VALUE]...
-        Run the broker. Prints "listening on HOST:PORT" once ready. SIGINT/SIGTERM stop it.
+        [--admin-listen HOST:PORT|off]
+        Run the broker. Prints "listening on HOST:PORT" once ready, then "admin listening on
+        HOST:PORT" (the admin API and /metrics). SIGINT/SIGTERM stop it; SIGHUP reloads the
+        routing rules and the registry (a broken file is refused and the old ones stay).
   validate FILE...
         Validate message files (MsgHead, AppRec, EI_fellesformat). Exit 0 if all are valid,
         1 otherwise, with one "FILE:LINE:COL: reason" line per error.
+  replay PATH... (--to URL | --dry-run) [--concurrency N] [--rate N] [--wait-for STATES]
+        [--expect DIR] [--write-expected DIR] [--verbose]
+        Send message files to a running broker (or route them here with --dry-run), summarise,
+        and compare each outcome with expected files.
+  routes check [DIR] [--strict]
+        Validate routing rules; find rules that never match, shadowed rules, and routes to
+        adapters that cannot take what they match.
+  routes explain FILE... [--json]
+        Which rule a message matches, and why each other rule does not.
+  registry import FILE | registry show HERID | registry search TEXT
+        The address registry in the store.
+  messages list [filters] | messages show ID | messages resend ID | messages dead
+        Find messages (--sender --receiver --type --state --msg-id --conversation --from --to
+        --limit), see one with every transition, resend one, list the dead letters.
+  store stats | store prune
+        Store size, oldest message, what waits per adapter; run retention now.
   version
   help
+Operator commands take --config FILE, --data-dir DIR, --rules DIR, --registry FILE and
+--set KEY=VALUE like serve; each has --help.
 )";
 
 int usage_error(const std::string& msg) {
@@ -65,6 +88,10 @@ int cmd_serve(int argc, char** argv) {
             if (!(v = value("FILE")))
                 return usage_error("--registry needs a file");
             overrides.emplace_back("registry", v);
+        } else if (a == "--admin-listen") {
+            if (!(v = value("HOST:PORT")))
+                return usage_error("--admin-listen needs HOST:PORT or off");
+            overrides.emplace_back("admin-listen", v);
         } else if (a == "--set") {
             if (!(v = value("KEY=VALUE")))
                 return usage_error("--set needs KEY=VALUE");
@@ -97,6 +124,7 @@ int cmd_serve(int argc, char** argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -110,8 +138,17 @@ int cmd_serve(int argc, char** argv) {
         return 1;
     }
     std::cout << "listening on " << (*s)->listen_address() << std::endl;
-    int sig = 0;
-    sigwait(&set, &sig);
+    if (auto admin = (*s)->admin_address(); !admin.empty())
+        std::cout << "admin listening on " << admin << std::endl;
+    for (;;) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig != SIGHUP)
+            break;
+        // Reload; a refused file is logged (file:line:col) and the old rules stay in force.
+        if (auto r = (*s)->reload(); !r)
+            std::cerr << "edibroker: reload refused: " << r.error().where() << std::endl;
+    }
     (*s)->stop();
     return 0;
 }
@@ -163,6 +200,16 @@ int run_cli(int argc, char** argv) {
         return cmd_serve(argc - 2, argv + 2);
     if (cmd == "validate")
         return cmd_validate(argc - 2, argv + 2);
+    if (cmd == "replay")
+        return tools::cmd_replay(argc - 2, argv + 2);
+    if (cmd == "routes")
+        return tools::cmd_routes(argc - 2, argv + 2);
+    if (cmd == "registry")
+        return tools::cmd_registry(argc - 2, argv + 2);
+    if (cmd == "messages")
+        return tools::cmd_messages(argc - 2, argv + 2);
+    if (cmd == "store")
+        return tools::cmd_store(argc - 2, argv + 2);
     if (cmd == "version" || cmd == "--version") {
         std::cout << "edibroker " << EDIBROKER_VERSION << "\n";
         return 0;

@@ -82,6 +82,15 @@ result<void> set_config_value(config& c, const std::string& key, const std::stri
         c.log_level = v;
         return {};
     }
+    if (key == "admin-listen") {
+        if (v != "off" && v.rfind(':') == std::string::npos)
+            return error{"config.invalid", "'admin-listen' needs HOST:PORT or off, got '" + v + "'"};
+        c.admin_listen = v;
+        return {};
+    }
+    if (key == "retention-days") return parse_number(key, v, c.retention_days, 0, 36500);
+    if (key == "retention-interval-ms") return parse_number(key, v, c.retention_interval_ms, 10, 86400000);
+    if (key == "retention-batch") return parse_number(key, v, c.retention_batch, 1, 100000);
     return error{"config.invalid", "unknown key '" + key + "'"};
 }
 

@@ -1,0 +1,379 @@
+// The operator commands of the edibroker executable, run as child processes against real stores
+// and a real broker: replay (with expected files), routes check/explain, registry, messages,
+// store, and SIGHUP reload of `serve`.
+#include "broker_env.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct child {
+    pid_t pid = -1;
+    int out = -1;
+    int err = -1;
+};
+
+child spawn(const std::vector<std::string>& args) {
+    int o[2], e[2];
+    REQUIRE(pipe(o) == 0);
+    REQUIRE(pipe(e) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(o[1], 1);
+        dup2(e[1], 2);
+        close(o[0]);
+        close(e[0]);
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(o[1]);
+    close(e[1]);
+    return {pid, o[0], e[0]};
+}
+
+struct run_result {
+    int code = -1;
+    std::string out, err;
+};
+
+/// Run to the end, reading stdout and stderr together (poll, so neither pipe fills up).
+run_result run(std::vector<std::string> args) {
+    args.insert(args.begin(), broker_binary().string());
+    child c = spawn(args);
+    run_result r;
+    pollfd fds[2] = {{c.out, POLLIN, 0}, {c.err, POLLIN, 0}};
+    int open_fds = 2;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (open_fds > 0 && std::chrono::steady_clock::now() < deadline) {
+        if (poll(fds, 2, 1000) < 0)
+            break;
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char buf[4096];
+            ssize_t n = read(fds[i].fd, buf, sizeof buf);
+            if (n <= 0) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            } else {
+                (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+            }
+        }
+    }
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+/// Read one line within 'ms' (poll; no sleeps).
+std::string read_line(int fd, int ms) {
+    std::string s;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (true) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return s;
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            return s;
+        char c;
+        if (read(fd, &c, 1) != 1)
+            return s;
+        if (c == '\n')
+            return s;
+        s += c;
+    }
+}
+
+/// Read lines until one contains 'what' (true) or the deadline passes (false).
+bool wait_for_line(int fd, const std::string& what, int ms, std::string* seen = nullptr) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        std::string line = read_line(fd, static_cast<int>(left.count()));
+        if (seen)
+            *seen += line + "\n";
+        if (line.find(what) != std::string::npos)
+            return true;
+    }
+    return false;
+}
+
+const fs::path suite = source_dir() / "tests/fixtures/replay";
+
+/// A broker configured like the replay suite (its own rules and registry; pull inboxes only).
+std::unique_ptr<broker_env> suite_broker() {
+    auto rules = read_file(suite / "rules/rules.xml");
+    return std::make_unique<broker_env>([rules](const std::string&) { return rules; },
+                                        read_file(suite / "registry.xml"));
+}
+
+} // namespace
+
+TEST_CASE("replay --expect: the suite matches, a planted difference fails, --write-expected reproduces it",
+          "[integration][operator][replay]") {
+    auto env = suite_broker();
+    const std::string url = "http://" + env->server->listen_address();
+    const std::string messages = (suite / "messages").string();
+    const std::string expected = (suite / "expected").string();
+
+    auto ok = run({"replay", messages, "--to", url, "--expect", expected, "--concurrency", "3"});
+    INFO(ok.out << ok.err);
+    CHECK(ok.code == 0);
+    CHECK(ok.out.find("expectations: 7 compared, 7 match, 0 differ") != std::string::npos);
+    CHECK(ok.out.find("AppRecs received  3") != std::string::npos);
+    CHECK(ok.out.find("latency p99") != std::string::npos);
+    CHECK(ok.out.find("\r[") == std::string::npos);  // no progress bar: stdout is a pipe
+
+    // Plant a difference: the Oslo message is expected on another route.
+    temp_dir tmp;
+    fs::copy(expected, tmp.path() / "expected");
+    auto planted = tmp.path() / "expected/01-dialog-to-oslo-home-care.xml.expected";
+    write_file(planted, replace_all(read_file(planted), "rule: oslo-visma", "rule: bergen-tieto"));
+    auto bad = run({"replay", messages, "--to", url, "--expect", (tmp.path() / "expected").string()});
+    INFO(bad.out << bad.err);
+    CHECK(bad.code == 1);
+    CHECK(bad.out.find("expectations: 7 compared, 6 match, 1 differ") != std::string::npos);
+    CHECK(bad.out.find("01-dialog-to-oslo-home-care.xml: rule: expected 'bergen-tieto', got 'oslo-visma'") !=
+          std::string::npos);
+
+    // A missing expected file is a difference too.
+    fs::remove(tmp.path() / "expected/07-not-xml.xml.expected");
+    auto missing = run({"replay", messages, "--to", url, "--expect", (tmp.path() / "expected").string()});
+    CHECK(missing.code == 1);
+    CHECK(missing.out.find("07-not-xml.xml: ") != std::string::npos);
+
+    // --write-expected writes exactly the suite's files (the second run sees duplicates: same answers).
+    auto w = run({"replay", messages, "--to", url, "--write-expected", (tmp.path() / "written").string()});
+    INFO(w.out << w.err);
+    CHECK(w.code == 0);
+    CHECK(w.out.find("duplicates        6") != std::string::npos);  // the T01 one has no sender: never a duplicate
+    for (auto& f : fs::directory_iterator(expected))
+        CHECK(read_file(tmp.path() / "written" / f.path().filename()) == read_file(f.path()));
+
+    // With --wait-for the state is written and compared too.
+    auto st = run({"replay", messages, "--to", url, "--wait-for", "waiting,unroutable,rejected", "--write-expected",
+                   (tmp.path() / "states").string()});
+    CHECK(st.code == 0);
+    CHECK(read_file(tmp.path() / "states/01-dialog-to-oslo-home-care.xml.expected").find("state: waiting\n") !=
+          std::string::npos);
+}
+
+TEST_CASE("replay --dry-run: validate and route in process, with the same expectations", "[integration][operator][replay]") {
+    auto r = run({"replay", (suite / "messages").string(), "--dry-run", "--rules", (suite / "rules").string(),
+                  "--registry", (suite / "registry.xml").string(), "--expect", (suite / "expected").string(),
+                  "--verbose"});
+    INFO(r.out << r.err);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("01-dialog-to-oslo-home-care.xml: 201 routed rule oslo-visma -> visma-oslo") != std::string::npos);
+    CHECK(r.out.find("04-unknown-receiver.xml: 422 rejected E21") != std::string::npos);
+    CHECK(r.out.find("expectations: 7 compared, 7 match, 0 differ") != std::string::npos);
+    // Usage errors.
+    CHECK(run({"replay", (suite / "messages").string()}).code == 2);
+    CHECK(run({"replay", "/no/such/folder", "--dry-run"}).code == 1);
+    CHECK(run({"replay", (suite / "messages").string(), "--to", "https://127.0.0.1:1"}).code == 2);
+    // Nobody listening: every message is reported as not sent.
+    auto down = run({"replay", (suite / "messages/01-dialog-to-oslo-home-care.xml").string(), "--to",
+                     "http://127.0.0.1:1"});
+    CHECK(down.code == 1);
+    CHECK(down.out.find("not sent") != std::string::npos);
+}
+
+TEST_CASE("routes check and explain", "[integration][operator][routes]") {
+    const std::string registry = (suite / "registry.xml").string();
+    auto ok = run({"routes", "check", (suite / "rules").string(), "--registry", registry});
+    INFO(ok.out << ok.err);
+    CHECK(ok.code == 0);
+    CHECK(ok.out.find("routes check: 3 rules, 3 adapters, 8 parties: 0 errors, 0 warnings") != std::string::npos);
+
+    temp_dir tmp;
+    write_file(tmp.path() / "rules/a.xml", R"(<routing-rules xmlns="urn:edibroker:routing-rules:1">
+  <adapter name="inbox" type="pull"/>
+  <rule id="oslo" priority="100"><match receiver-or-ancestor="9100100"/><deliver adapter="inbox"/></rule>
+  <rule id="oslo-home-care" priority="50"><match receiver="9100110"/><deliver adapter="inbox"/></rule>
+  <rule id="ghost" priority="10"><match receiver="9199999"/><deliver adapter="inbox"/></rule>
+</routing-rules>
+)");
+    auto bad = run({"routes", "check", (tmp.path() / "rules").string(), "--registry", registry});
+    INFO(bad.out << bad.err);
+    CHECK(bad.code == 1);
+    const std::string a = (tmp.path() / "rules/a.xml").string();
+    CHECK(bad.out.find(a + ":4: error: rule 'oslo-home-care' is shadowed by rule 'oslo'") != std::string::npos);
+    CHECK(bad.out.find(a + ":5: error: rule 'ghost' can never match: receiver 9199999 is not in the registry") !=
+          std::string::npos);
+    CHECK(bad.out.find("2 errors, 3 warnings") != std::string::npos);  // the registry names adapters a.xml lacks
+
+    write_file(tmp.path() / "broken/b.xml", "<routing-rules xmlns=\"urn:edibroker:routing-rules:1\">\n  <rule id=\"x\">\n</routing-rules>\n");
+    auto broken = run({"routes", "check", (tmp.path() / "broken").string()});
+    CHECK(broken.code == 1);
+    CHECK(broken.err.rfind((tmp.path() / "broken/b.xml").string() + ":2:3: ", 0) == 0);
+
+    auto ex = run({"routes", "explain", (suite / "messages/02-dialog-to-bergen-home-care.xml").string(), "--rules",
+                   (suite / "rules").string(), "--registry", registry});
+    INFO(ex.out << ex.err);
+    CHECK(ex.code == 0);
+    CHECK(ex.out.find("decision: routed: rule 'bergen-tieto' matched: deliver to adapter 'tieto-bergen'") !=
+          std::string::npos);
+    CHECK(ex.out.find("* bergen-tieto") != std::string::npos);
+    CHECK(ex.out.find("receiver 9100210 and its ancestors (9100210 > 9100200) do not include 9100100") !=
+          std::string::npos);
+    auto js = run({"routes", "explain", (suite / "messages/04-unknown-receiver.xml").string(), "--rules",
+                   (suite / "rules").string(), "--registry", registry, "--json"});
+    auto v = boost::json::parse(js.out).as_object();
+    CHECK(v.at("decision").at("code") == "E21");
+    auto invalid = run({"routes", "explain", (suite / "messages/06-missing-migversion.xml").string(), "--rules",
+                        (suite / "rules").string(), "--registry", registry});
+    CHECK(invalid.code == 1);
+    CHECK(invalid.out.find(": T02 ") != std::string::npos);
+}
+
+TEST_CASE("registry import, show and search work on the store", "[integration][operator][registry]") {
+    temp_dir tmp;
+    const std::string data = (tmp.path() / "data").string();
+    auto imp = run({"registry", "import", (suite / "registry.xml").string(), "--data-dir", data});
+    INFO(imp.out << imp.err);
+    CHECK(imp.code == 0);
+    CHECK(imp.out.find("imported 8 parties") != std::string::npos);
+    auto show = run({"registry", "show", "9100210", "--data-dir", data});
+    INFO(show.out);
+    CHECK(show.code == 0);
+    CHECK(show.out.find("Hjemmetjenesten Bergenhus") != std::string::npos);
+    CHECK(show.out.find("ancestors     9100200 Bergen kommune (organisation)") != std::string::npos);
+    CHECK(show.out.find("adapter       tieto-bergen") != std::string::npos);
+    auto js = run({"registry", "show", "9100210", "--data-dir", data, "--json"});
+    CHECK(boost::json::parse(js.out).at("ancestors").at(0).at("herId") == "9100200");
+    CHECK(run({"registry", "show", "1234", "--data-dir", data}).code == 1);
+    auto search = run({"registry", "search", "hjemmetjenesten", "--data-dir", data});
+    CHECK(search.code == 0);
+    CHECK(search.out.find("3 parties") != std::string::npos);
+    CHECK(run({"registry", "search", "nowhere", "--data-dir", data}).code == 1);
+    write_file(tmp.path() / "bad.xml", "<Registry xmlns=\"urn:edibroker:registry:1\">\n  <Colour/>\n</Registry>\n");
+    auto bad = run({"registry", "import", (tmp.path() / "bad.xml").string(), "--data-dir", data});
+    CHECK(bad.code == 1);
+    CHECK(bad.err.rfind((tmp.path() / "bad.xml").string() + ":2:", 0) == 0);
+    // The store still has the old registry.
+    CHECK(run({"registry", "show", "9100210", "--data-dir", data}).code == 0);
+}
+
+TEST_CASE("messages list, show, dead and resend, store stats and prune, against a running broker's store",
+          "[integration][operator][messages]") {
+    broker_env env;
+    const std::string data = env.cfg.data_dir;
+    std::vector<std::string> cfg{"--data-dir", data, "--rules", env.cfg.rules_dir, "--registry", env.cfg.registry_file};
+    auto with = [&](std::vector<std::string> a) {
+        a.insert(a.end(), cfg.begin(), cfg.end());
+        return a;
+    };
+    env.vendor.respond_with(400, "{}");
+    auto r = env.post_xml(dialog_message("90000001-0000-4000-8000-000000000001"));
+    const std::string id = str(json_of(r), "id");
+    env.status(id, "dead");
+    auto bergen = env.post_xml(replace_all(replace_all(dialog_message("90000001-0000-4000-8000-000000000002"),
+                                                       "<Id>9100110</Id>", "<Id>9100210</Id>"),
+                                           "<Id>9100100</Id>", "<Id>9100200</Id>"));
+    const std::string unroutable = str(json_of(bergen), "id");
+
+    auto list = run(with({"messages", "list"}));
+    INFO(list.out << list.err);
+    CHECK(list.code == 0);
+    CHECK(list.out.rfind("RECEIVED", 0) == 0);
+    CHECK(list.out.find(id) != std::string::npos);
+    CHECK(list.out.find("2 messages") != std::string::npos);
+    auto filtered = run(with({"messages", "list", "--receiver", "9100210", "--from", "-1h", "--json"}));
+    auto arr = boost::json::parse(filtered.out).as_array();
+    REQUIRE(arr.size() == 1);
+    CHECK(arr.at(0).at("id") == unroutable.c_str());
+    CHECK(run(with({"messages", "list", "--state", "delivered"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--from", "tomorrow"})).code == 2);
+
+    auto dead = run(with({"messages", "dead"}));
+    CHECK(dead.out.find(id) != std::string::npos);
+    CHECK(dead.out.find("1 message\n") != std::string::npos);
+
+    auto show = run(with({"messages", "show", id}));
+    INFO(show.out);
+    CHECK(show.code == 0);
+    CHECK(show.out.find("state       dead") != std::string::npos);
+    CHECK(show.out.find("delivery attempts: 1") != std::string::npos);
+    CHECK(show.out.find("permanent failure") != std::string::npos);
+    CHECK(run(with({"messages", "show", "nope"})).code == 1);
+
+    // Resend through the store: the running broker's delivery scanner picks it up.
+    env.vendor.respond_with(201, "{}");
+    auto rs = run(with({"messages", "resend", id}));
+    INFO(rs.out << rs.err);
+    CHECK(rs.code == 0);
+    CHECK(rs.out.find("rule oslo-vendor, adapter vendor") != std::string::npos);
+    auto st = env.status(id, "delivered");
+    CHECK(str(st, "state") == "delivered");
+    CHECK(run(with({"messages", "resend", unroutable})).code == 1);  // still no rule for Bergen
+
+    auto stats = run(with({"store", "stats"}));
+    INFO(stats.out);
+    CHECK(stats.code == 0);
+    CHECK(stats.out.find("messages        2") != std::string::npos);
+    CHECK(stats.out.find("(schema 2)") != std::string::npos);
+    auto sj = boost::json::parse(run(with({"store", "stats", "--json"})).out).as_object();
+    CHECK(sj.at("messages").as_int64() == 2);
+
+    CHECK(run(with({"store", "prune"})).out == "pruned 0 messages\n");  // retention-days = 0: keep all
+    auto pr = run(with({"store", "prune", "--set", "retention-days=1"}));
+    CHECK(pr.out == "pruned 0 messages\n");  // nothing is a day old
+}
+
+TEST_CASE("serve: SIGHUP reloads the rules; a broken file is refused and the old rules stay", "[integration][operator][reload]") {
+    temp_dir tmp;
+    const auto rules_dir = tmp.path() / "rules";
+    fs::create_directories(rules_dir);
+    fs::copy(suite / "rules/rules.xml", rules_dir / "rules.xml");
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (tmp.path() / "data").string(), "--rules", rules_dir.string(), "--registry",
+                     (suite / "registry.xml").string(), "--set", "log-level=info"});
+    std::string l1 = read_line(c.out, 20000), l2 = read_line(c.out, 5000);
+    INFO(l1 << "\n" << l2);
+    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
+    REQUIRE(l2.rfind("admin listening on 127.0.0.1:", 0) == 0);
+    const std::string admin = "http://" + l2.substr(std::string("admin listening on ").size());
+    auto rules_count = [&] {
+        auto r = http_request("GET", admin + "/admin/routes");
+        return boost::json::parse(r.body).at("rules").as_array().size();
+    };
+    CHECK(rules_count() == 3);
+
+    write_file(rules_dir / "rules.xml", "<routing-rules xmlns=\"urn:edibroker:routing-rules:1\">\n  <rule id=\"x\">\n</routing-rules>\n");
+    kill(c.pid, SIGHUP);
+    std::string seen;
+    CHECK(wait_for_line(c.err, "reload refused: " + (rules_dir / "rules.xml").string() + ":2:3:", 10000, &seen));
+    INFO(seen);
+    CHECK(rules_count() == 3);
+
+    write_file(rules_dir / "rules.xml",
+               replace_all(read_file(suite / "rules/rules.xml"), "</routing-rules>",
+                           "  <rule id=\"trondheim\" priority=\"10\"><match receiver-or-ancestor=\"9100300\"/>"
+                           "<deliver adapter=\"portal-inbox\"/></rule>\n</routing-rules>"));
+    kill(c.pid, SIGHUP);
+    CHECK(wait_for_line(c.err, "\"event\":\"reloaded\"", 10000, &seen));
+    CHECK(rules_count() == 4);
+
+    kill(c.pid, SIGTERM);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    close(c.out);
+    close(c.err);
+}
