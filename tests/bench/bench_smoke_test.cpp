@@ -1,0 +1,127 @@
+// Smoke test of the benchmark tools (tools/bench): the load generator and the vendor receiver
+// against a real broker for about a second. Correctness of the tools, not speed: every accepted
+// message must be counted at the receiver exactly once, and the checker must notice when not.
+#include "../integration/broker_env.hpp"
+
+#include "bench.hpp"
+
+#include "broker/xml.hpp"
+
+#include <catch2/catch.hpp>
+
+namespace {
+
+std::string receiver_address(const bench::receiver& r) { return "127.0.0.1:" + std::to_string(r.port()); }
+
+/// A broker whose Oslo route pushes to 'r'.
+std::unique_ptr<testing::broker_env> broker_for(const bench::receiver& r) {
+    const std::string url = "http://" + receiver_address(r) + "/vendor";
+    return std::make_unique<testing::broker_env>([url](const std::string&) { return testing::test_rules(url); });
+}
+
+} // namespace
+
+TEST_CASE("bench: the message is 4 KB, valid, and its MsgId carries run and send time", "[bench]") {
+    auto t = bench::dialog_message(4096);
+    REQUIRE(t.doc.size() == 4096);
+    char id[bench::msg_id_len];
+    bench::make_msg_id(id, 0xabcdef01u, 7, 123456, 987654321);
+    t.doc.replace(t.msg_id_offset, bench::msg_id_len, id, bench::msg_id_len);
+    broker::xml::platform_init();
+    auto v = broker::xml::make_validator();
+    REQUIRE(v);
+    auto r = (*v)->validate(t.doc);
+    REQUIRE(r.v == broker::xml::verdict::valid);
+    CHECK(r.facts.msg_id == std::string(id, bench::msg_id_len));
+    CHECK(r.facts.receiver.lowest_her() == testing::her::oslo_home_care);
+    std::uint32_t run = 0;
+    std::int64_t t_us = 0;
+    REQUIRE(bench::parse_msg_id(std::string_view(id, bench::msg_id_len), run, t_us));
+    CHECK(run == 0xabcdef01u);
+    CHECK(t_us == 987654321);
+    CHECK_FALSE(bench::parse_msg_id("not-a-bench-id", run, t_us));
+}
+
+TEST_CASE("bench: a second of closed-loop load, every accepted message delivered exactly once",
+          "[integration][bench]") {
+    bench::receiver rcv;
+    auto env = broker_for(rcv);
+    bench::send_options o;
+    o.port = env->server->port();
+    o.connections = 8;
+    o.seconds = 1;
+    o.receiver = receiver_address(rcv);
+    o.drain_seconds = 20;
+    auto r = bench::run_sender(o);
+    INFO(bench::to_json(r));
+    CHECK(r.error.empty());
+    CHECK(r.accepted > 0);
+    CHECK(r.sent == r.accepted);
+    CHECK(r.io_errors == 0);
+    CHECK(r.checked);
+    CHECK(r.delivered == r.accepted);
+    CHECK(r.lost == 0);
+    CHECK(r.duplicates == 0);
+    CHECK(r.unexpected == 0);
+    CHECK(r.ack_p50_us > 0);
+    CHECK(r.ack_p99_us >= r.ack_p50_us);
+    CHECK(r.deliver_p99_us >= r.deliver_p50_us);
+    CHECK(r.delivered_per_s > 0);
+    CHECK(r.ok());
+    // The report is one JSON object.
+    auto j = boost::json::parse(bench::to_json(r));
+    CHECK(j.as_object().at("ok").as_bool());
+}
+
+TEST_CASE("bench: open loop sends rate x seconds messages on schedule", "[integration][bench]") {
+    bench::receiver rcv;
+    auto env = broker_for(rcv);
+    bench::send_options o;
+    o.port = env->server->port();
+    o.connections = 4;
+    o.seconds = 0.5;
+    o.rate = 200;  // message i is due at i/200 s: 100 messages in half a second
+    o.receiver = receiver_address(rcv);
+    o.drain_seconds = 20;
+    auto r = bench::run_sender(o);
+    INFO(bench::to_json(r));
+    CHECK(r.sent == 100);
+    CHECK(r.accepted == 100);
+    CHECK(r.delivered == 100);
+    CHECK(r.ok());
+}
+
+TEST_CASE("bench: the checker sees duplicates and losses at the receiver", "[integration][bench]") {
+    bench::receiver rcv;
+    const std::string addr = receiver_address(rcv);
+    char id[bench::msg_id_len];
+    bench::make_msg_id(id, 0x00c0ffeeu, 1, 1, bench::mono_us());
+    const std::string header = "X-EDIBroker-MsgId: " + std::string(id, bench::msg_id_len);
+    for (int i = 0; i < 2; ++i) {
+        auto resp = testing::http_request("POST", "http://" + addr + "/vendor", "<x/>", {header});
+        REQUIRE(resp.status == 200);
+    }
+    auto stats = bench::http_get(addr, "/stats");
+    REQUIRE(stats);
+    auto s = boost::json::parse(*stats).as_object();
+    CHECK(s.at("requests").as_int64() == 2);
+    CHECK(s.at("unique").as_int64() == 1);
+    CHECK(s.at("duplicates").as_int64() == 1);
+    auto ids = bench::http_get(addr, "/ids?run=00c0ffee");
+    REQUIRE(ids);
+    CHECK(ids->find(std::string(id, bench::msg_id_len) + " 2 ") == 0);
+    // Waiting for more than arrived ends at the timeout with what is there.
+    auto n = bench::http_get(addr, "/wait?run=00c0ffee&n=5&timeoutMs=50");
+    REQUIRE(n);
+    CHECK(*n == "1");
+
+    // A sender whose broker is gone: nothing accepted, and the report says so.
+    bench::send_options o;
+    o.port = bench::receiver(0).port();  // a port nobody listens on any more
+    o.connections = 1;
+    o.max_messages = 3;
+    o.seconds = 1;
+    auto r = bench::run_sender(o);
+    CHECK_FALSE(r.ok());
+    CHECK(r.accepted == 0);
+}

@@ -1,0 +1,142 @@
+// edibroker's benchmark tools: the load generator (many concurrent senders POSTing 4 KB
+// Dialogmelding messages), the vendor receiver that counts deliveries by MsgId, the stage
+// micro-benchmarks (SQLite, Xerces, libcurl, wrk against nginx) and the report that puts the
+// broker's figures next to the limits measured in the same run. See tools/bench/README.md.
+//
+// Everything here runs on 127.0.0.1 only; every loop is bounded in count and time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bench {
+
+// ------------------------------------------------------------------------------------------------
+// clocks and statistics
+
+/// Microseconds on CLOCK_MONOTONIC: the same clock in every process of this machine, so the
+/// receiver can compare a delivery time with the send time the sender put into the MsgId.
+std::int64_t mono_us();
+
+/// user+sys CPU time of the calling process, microseconds.
+std::int64_t process_cpu_us();
+/// user+sys CPU time of the calling thread, microseconds.
+std::int64_t thread_cpu_us();
+/// user+sys CPU time of another process from /proc/PID/stat (all its threads), microseconds;
+/// -1 if unreadable.
+std::int64_t pid_cpu_us(int pid);
+/// Peak resident set (VmHWM) of a process in KiB from /proc/PID/status; -1 if unreadable.
+std::int64_t pid_peak_rss_kib(int pid);
+
+/// p in [0,100]; sorts a copy. 0 for an empty sample.
+double percentile(std::vector<std::uint32_t> v, double p);
+double median(std::vector<double> v);
+
+/// Pin the calling thread to one CPU (single-threaded stage rows, as limits.md does).
+void pin_to_cpu(int cpu);
+
+// ------------------------------------------------------------------------------------------------
+// the message
+
+/// Length of a MsgId made by make_msg_id (UUID-shaped: 8-4-4-4-12 hex digits).
+inline constexpr std::size_t msg_id_len = 36;
+
+/// A MsgId that carries the run tag, the sender, a sequence number and the send time, so the
+/// receiver can tell which run a delivery belongs to and how long it took:
+///   RRRRRRRR-SSSS-QQQQ-QQQQ-TTTTTTTTTTTT  (run tag, sender, 32-bit sequence, mono_us 48 bits)
+void make_msg_id(char* out, std::uint32_t run, std::uint32_t sender, std::uint32_t seq, std::int64_t t_us);
+/// The run tag and send time of a MsgId made by make_msg_id; false if it is not one.
+bool parse_msg_id(std::string_view id, std::uint32_t& run, std::int64_t& t_us);
+
+/// A valid MsgHead v1.2 + Dialogmelding 1.1 (portal → Oslo home care, HER-id 9100110) of exactly
+/// 'size' bytes (padded inside the question text), whose MsgId is 36 characters at offset
+/// 'msg_id_offset'.
+struct message_template {
+    std::string doc;
+    std::size_t msg_id_offset = 0;
+};
+message_template dialog_message(std::size_t size = 4096);
+
+// ------------------------------------------------------------------------------------------------
+// the vendor receiver
+
+/// An HTTP/1.1 server on 127.0.0.1 that stands for a vendor endpoint. Every POST is answered
+/// 200 with an empty body and counted by its X-EDIBroker-MsgId header, with the time of its first
+/// arrival. GET /ids?run=RRRRRRRR lists "MsgId count first_arrival_us" lines of one run;
+/// GET /wait?run=RRRRRRRR&n=N&timeoutMs=T answers (the run's count of distinct MsgIds) as soon as
+/// it reaches N, or at the timeout; GET /stats gives {"requests", "unique", "duplicates",
+/// "without_id"}. One thread.
+class receiver {
+public:
+    /// Listens at once (port 0 = the kernel picks); throws std::runtime_error if it cannot.
+    explicit receiver(unsigned short port = 0);
+    ~receiver();
+    receiver(const receiver&) = delete;
+    receiver& operator=(const receiver&) = delete;
+    unsigned short port() const;
+    /// Block until stop() (used by the command-line mode).
+    void wait();
+    void stop();
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+// ------------------------------------------------------------------------------------------------
+// the load generator
+
+struct send_options {
+    std::string host = "127.0.0.1";
+    unsigned short port = 0;           ///< the broker's REST endpoint
+    std::string path = "/Messages";
+    int connections = 64;              ///< concurrent senders, one keep-alive connection each
+    double seconds = 10;               ///< how long to send
+    std::uint64_t max_messages = 0;    ///< stop after this many requests (0 = no limit)
+    double rate = 0;                   ///< total requests/s, open loop; 0 = closed loop, as fast as answered
+    std::size_t message_size = 4096;
+    /// Receiver to check deliveries against ("" = do not check). host:port.
+    std::string receiver;
+    double drain_seconds = 60;         ///< how long to wait for every accepted message to arrive
+    std::uint32_t run_tag = 0;         ///< 0 = random
+};
+
+struct send_report {
+    std::uint32_t run_tag = 0;
+    std::uint64_t sent = 0, accepted = 0, rejected = 0, busy = 0, other_status = 0, io_errors = 0;
+    std::uint64_t duplicate_answers = 0;  ///< X-EDIBroker-Duplicate: true (never expected)
+    double send_seconds = 0;              ///< first send to last answer
+    double accepted_per_s = 0;            ///< durable accepts (201) per second of sending
+    double ack_p50_us = 0, ack_p99_us = 0, ack_max_us = 0;  ///< POST → 201
+    double client_cpu_us_per_msg = 0;     ///< the load generator's own CPU per request
+    // Delivery check (when a receiver was given)
+    bool checked = false;
+    std::uint64_t delivered = 0;      ///< accepted messages that reached the receiver
+    std::uint64_t lost = 0;           ///< accepted, never delivered within the drain time
+    std::uint64_t duplicates = 0;     ///< delivered more than once
+    std::uint64_t unexpected = 0;     ///< delivered but never accepted
+    double delivered_per_s = 0;       ///< delivered / (last delivery - first send)
+    double deliver_p50_us = 0, deliver_p99_us = 0, deliver_max_us = 0;  ///< POST → arrival at the receiver
+    double drain_seconds = 0;         ///< last answer → last delivery
+    std::string error;                ///< why the run could not be done ("" = fine)
+    /// Unexpected deliveries are fine only for requests whose answer was lost to an I/O error
+    /// (stored, but the sender never heard so).
+    bool ok() const {
+        return error.empty() && accepted > 0 && (!checked || (lost == 0 && duplicates == 0 && unexpected <= io_errors));
+    }
+};
+
+send_report run_sender(const send_options& o);
+/// One JSON object with every field of the report.
+std::string to_json(const send_report& r);
+
+/// Blocking HTTP/1.1 GET on 127.0.0.1; returns the body, nullopt on any failure or non-200.
+std::optional<std::string> http_get(const std::string& host_port, const std::string& target, int timeout_ms = 10000);
+
+} // namespace bench

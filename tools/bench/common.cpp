@@ -1,0 +1,217 @@
+// Clocks, CPU and memory readings, percentiles, and the benchmark message.
+#include "bench.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+namespace bench {
+
+std::int64_t mono_us() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+namespace {
+std::int64_t tv_us(const timeval& tv) { return static_cast<std::int64_t>(tv.tv_sec) * 1000000 + tv.tv_usec; }
+} // namespace
+
+std::int64_t process_cpu_us() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
+}
+
+std::int64_t thread_cpu_us() {
+    rusage ru{};
+    getrusage(RUSAGE_THREAD, &ru);
+    return tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
+}
+
+std::int64_t pid_cpu_us(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may contain spaces: fields count from the last ')'.
+    auto close = s.rfind(')');
+    if (close == std::string::npos)
+        return -1;
+    std::istringstream rest(s.substr(close + 2));
+    std::string field;
+    long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14)
+            utime = std::atoll(field.c_str());
+        if (i == 15)
+            stime = std::atoll(field.c_str());
+    }
+    const long hz = sysconf(_SC_CLK_TCK);
+    return (utime + stime) * 1000000 / (hz > 0 ? hz : 100);
+}
+
+std::int64_t pid_peak_rss_kib(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::atoll(line.c_str() + 6);
+    return -1;
+}
+
+double percentile(std::vector<std::uint32_t> v, double p) {
+    if (v.empty())
+        return 0;
+    std::size_t k = static_cast<std::size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+    k = std::min(k, v.size() - 1);
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+}
+
+double median(std::vector<double> v) {
+    if (v.empty())
+        return 0;
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+void pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+void make_msg_id(char* out, std::uint32_t run, std::uint32_t sender, std::uint32_t seq, std::int64_t t_us) {
+    char buf[msg_id_len + 1];
+    std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx", run, sender & 0xffffu, (seq >> 16) & 0xffffu,
+                  seq & 0xffffu, static_cast<unsigned long long>(t_us) & 0xffffffffffffull);
+    std::memcpy(out, buf, msg_id_len);
+}
+
+bool parse_msg_id(std::string_view id, std::uint32_t& run, std::int64_t& t_us) {
+    if (id.size() != msg_id_len || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-')
+        return false;
+    auto hex = [](std::string_view s, unsigned long long& v) {
+        v = 0;
+        for (char c : s) {
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return false;
+            v = v * 16 + static_cast<unsigned>(d);
+        }
+        return true;
+    };
+    unsigned long long r = 0, t = 0;
+    if (!hex(id.substr(0, 8), r) || !hex(id.substr(24, 12), t))
+        return false;
+    run = static_cast<std::uint32_t>(r);
+    t_us = static_cast<std::int64_t>(t);
+    return true;
+}
+
+message_template dialog_message(std::size_t size) {
+    // The shape of tests/fixtures/messages/dialog-portal-to-oslo.xml: the portal (Helsenorge.no,
+    // HER-id 8093244 under 115851) writes to Oslo's home care (9100110 under 9100100).
+    static const char* head =
+        R"(<?xml version="1.0" encoding="UTF-8"?>
+<MsgHead xmlns="http://www.kith.no/xmlstds/msghead/2006-05-24">
+  <MsgInfo>
+    <Type V="DIALOG_INNBYGGER_EKONTAKT" DN="Dialog med innbygger - eKontakt"/>
+    <MIGversion>v1.2 2006-05-24</MIGversion>
+    <GenDate>2026-11-21T10:15:00Z</GenDate>
+    <MsgId>)";
+    static const char* middle = R"(</MsgId>
+    <Ack V="J" DN="Ja"/>
+    <Sender>
+      <Organisation>
+        <OrganisationName>Direktoratet for e-helse</OrganisationName>
+        <Ident>
+          <Id>115851</Id>
+          <TypeId V="HER" DN="HER-id" S="2.16.578.1.12.4.1.1.9051"/>
+        </Ident>
+        <Organisation>
+          <OrganisationName>Helsenorge.no</OrganisationName>
+          <Ident>
+            <Id>8093244</Id>
+            <TypeId V="HER" DN="HER-id" S="2.16.578.1.12.4.1.1.9051"/>
+          </Ident>
+        </Organisation>
+      </Organisation>
+    </Sender>
+    <Receiver>
+      <Organisation>
+        <OrganisationName>Oslo kommune</OrganisationName>
+        <Ident>
+          <Id>9100100</Id>
+          <TypeId V="HER" DN="HER-id" S="2.16.578.1.12.4.1.1.9051"/>
+        </Ident>
+        <Organisation>
+          <OrganisationName>Hjemmetjenesten Bydel Grunerlokka</OrganisationName>
+          <Ident>
+            <Id>9100110</Id>
+            <TypeId V="HER" DN="HER-id" S="2.16.578.1.12.4.1.1.9051"/>
+          </Ident>
+        </Organisation>
+      </Organisation>
+    </Receiver>
+    <Patient>
+      <FamilyName>Testesen</FamilyName>
+      <GivenName>Ola</GivenName>
+      <Ident>
+        <Id>01010112345</Id>
+        <TypeId V="FNR" DN="Fodselsnummer" S="2.16.578.1.12.4.1.1.8116"/>
+      </Ident>
+    </Patient>
+  </MsgInfo>
+  <Document>
+    <RefDoc>
+      <IssueDate V="2026-11-21T10:15:00Z"/>
+      <MsgType V="XML" DN="XML-instans"/>
+      <Content>
+        <Dialogmelding xmlns="http://www.kith.no/xmlstds/dialog/2013-01-23">
+          <Foresporsel>
+            <TypeForesp V="HE" DN="Henvendelse" S="2.16.578.1.12.4.1.1.7601"/>
+            <Sporsmal>)";
+    static const char* tail = R"(</Sporsmal>
+          </Foresporsel>
+        </Dialogmelding>
+      </Content>
+    </RefDoc>
+  </Document>
+</MsgHead>
+)";
+    message_template t;
+    t.doc = head;
+    t.msg_id_offset = t.doc.size();
+    t.doc.append(msg_id_len, '0');
+    t.doc += middle;
+    const std::size_t fixed = t.doc.size() + std::strlen(tail);
+    if (size < fixed + 1)
+        throw std::invalid_argument("message size below " + std::to_string(fixed + 1) + " bytes");
+    // Fictional text, repeated to the size wanted (no patient data).
+    static const std::string_view words =
+        "Kan hjemmesykepleien komme litt senere på torsdag? Vi har time hos fastlegen klokken ti. ";
+    std::string text;
+    while (text.size() < size - fixed)
+        text += words;
+    // Cut on a character boundary of the UTF-8 text, then pad with spaces to the exact size.
+    std::size_t want = size - fixed;
+    text.resize(want);
+    while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0x80))
+        text.pop_back();
+    text.append(want - text.size(), ' ');
+    t.doc += text;
+    t.doc += tail;
+    return t;
+}
+
+} // namespace bench

@@ -1,0 +1,305 @@
+// The report: stage limits of this run → the end-to-end bound (as limits.md derives it), then the
+// broker's figures of the same run, each with its ratio to the limit and its target.
+//
+//   broker's own CPU per message = nginx per request (HTTP in, server side) + Xerces SAX validate
+//       + SQLite insert (txn256) + libcurl multi per request (HTTP out, client side) + SQLite update (txn256)
+//   everything on this box = that + wrk per request (load generator) + nginx per request under curl (vendor)
+//   CPU bound = cores × 1e6 / everything-on-this-box; store ceiling = 1 / (1/insert_rate + 1/update_rate)
+//   end-to-end bound = the smaller.
+#include "stages.hpp"
+
+#include "bench.hpp"
+
+#include <boost/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+namespace bench {
+
+namespace json = boost::json;
+
+namespace {
+
+double num(const json::object& o, const char* k, double def = NAN) {
+    auto* v = o.if_contains(k);
+    if (!v)
+        return def;
+    if (v->is_double())
+        return v->as_double();
+    if (v->is_int64())
+        return static_cast<double>(v->as_int64());
+    if (v->is_uint64())
+        return static_cast<double>(v->as_uint64());
+    return def;
+}
+
+std::string str(const json::object& o, const char* k) {
+    auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+std::string fixed(double v, int prec) {
+    if (std::isnan(v))
+        return "-";
+    char b[64];
+    std::snprintf(b, sizeof b, "%.*f", prec, v);
+    return b;
+}
+
+struct line {
+    std::string figure, value, limit, ratio, target, verdict;
+};
+
+} // namespace
+
+int report(const std::string& in_path, const std::string& json_out, int cores) {
+    std::ifstream in(in_path);
+    if (!in) {
+        std::cerr << "report: cannot read " << in_path << "\n";
+        return 2;
+    }
+    std::map<std::string, json::object> rows;
+    json::array stage_rows;
+    std::string text;
+    while (std::getline(in, text)) {
+        if (text.empty() || text[0] != '{')
+            continue;
+        boost::system::error_code ec;
+        json::value v = json::parse(text, ec);
+        if (ec || !v.is_object())
+            continue;
+        auto& o = v.as_object();
+        std::string name = str(o, "name");
+        if (name.empty())
+            continue;
+        if (name.rfind("broker.", 0) != 0 && name != "meta")
+            stage_rows.push_back(o);
+        rows[name] = o;
+    }
+    auto get = [&](const std::string& n, const char* k) {
+        auto it = rows.find(n);
+        return it == rows.end() ? NAN : num(it->second, k);
+    };
+
+    // ---- derived bound
+    const double http_in_server = get("http.wrk.t1c16", "server_cpu_us_per_op");
+    const double load_gen = get("http.wrk.t1c16", "cpu_us_per_op");
+    const double validate = get("xerces.sax.validate", "cpu_us_per_op");
+    const double insert = get("sqlite.insert.full.txn256", "cpu_us_per_op");
+    const double update = get("sqlite.update.full.txn256", "cpu_us_per_op");
+    const double http_out = get("curl.multi16", "cpu_us_per_op");
+    const double vendor = get("curl.multi16", "server_cpu_us_per_op");
+    const double broker_floor = http_in_server + validate + insert + http_out + update;
+    const double box_floor = broker_floor + load_gen + vendor;
+    const double cpu_bound_broker = cores * 1e6 / broker_floor;
+    const double cpu_bound_box = cores * 1e6 / box_floor;
+    const double ins_rate = get("sqlite.insert.full.txn256", "value");
+    const double upd_rate = get("sqlite.update.full.txn256", "value");
+    const double store_ceiling = 1 / (1 / ins_rate + 1 / upd_rate);
+    const double store_ceiling_txn1 =
+        1 / (1 / get("sqlite.insert.full.txn1", "value") + 1 / get("sqlite.update.full.txn1", "value"));
+    const double bound = std::fmin(cpu_bound_box, store_ceiling);
+    const char* binds = cpu_bound_box <= store_ceiling ? "CPU (all stages share the cores)" : "the store (one writer)";
+
+    // Latency floors: the HTTP hop at 64 connections + a group commit of 256.
+    const double floor_p50 = get("http.wrk.t1c64", "lat_p50_us") + get("sqlite.insert.full.txn256", "commit_p50_us");
+    const double floor_p99 = get("http.wrk.t1c64", "lat_p99_us") + get("sqlite.insert.full.txn256", "commit_p99_us");
+
+    // ---- broker figures
+    const double peak_acc = get("broker.peak", "accepted_per_s");
+    const double peak_del = get("broker.peak", "delivered_per_s");
+    const double half_rate = get("broker.half", "rate");
+    double stored = 0;
+    double rss_kib = NAN;
+    double broker_cpu = get("broker.peak", "watched_cpu_us_per_msg");
+    bool all_checked = true;
+    std::uint64_t lost = 0, dupes = 0, unexpected = 0;
+    for (auto& [n, o] : rows) {
+        if (n.rfind("broker.", 0) != 0)
+            continue;
+        stored += num(o, "accepted", 0);
+        double r = num(o, "watched_peak_rss_kib");
+        if (!std::isnan(r))
+            rss_kib = std::isnan(rss_kib) ? r : std::fmax(rss_kib, r);
+        if (auto* c = o.if_contains("checked"); !c || !c->is_bool() || !c->as_bool())
+            all_checked = false;
+        lost += static_cast<std::uint64_t>(num(o, "lost", 0));
+        dupes += static_cast<std::uint64_t>(num(o, "duplicates", 0));
+        unexpected += static_cast<std::uint64_t>(num(o, "unexpected", 0));
+    }
+    const bool have_broker = rows.count("broker.peak") > 0;
+
+    std::vector<line> t;
+    auto ratio = [](double v, double lim) { return std::isnan(v) || std::isnan(lim) || lim == 0 ? NAN : v / lim; };
+    auto add = [&](std::string fig, double v, int vp, std::string unit, double lim, int lp, std::string target,
+                   int ok) {
+        line l;
+        l.figure = std::move(fig);
+        l.value = fixed(v, vp) + " " + unit;
+        l.limit = std::isnan(lim) ? "-" : fixed(lim, lp) + " " + unit;
+        l.ratio = fixed(ratio(v, lim), 2);
+        l.target = std::move(target);
+        l.verdict = ok < 0 ? "" : ok ? "ok" : "MISSED";
+        t.push_back(std::move(l));
+    };
+    const std::string conns = have_broker ? fixed(get("broker.peak", "connections"), 0) : "?";
+    if (have_broker) {
+        double r_del = ratio(peak_del, bound);
+        add("delivered durable msg/s, peak (" + conns + " senders)", peak_del, 0, "msg/s", bound, 0,
+            ">= 0.60 x bound", r_del >= 0.60);
+        add("accepted durable msg/s (201 after commit), peak", peak_acc, 0, "msg/s", bound, 0, "", -1);
+        add("POST -> 201 p50, peak", get("broker.peak", "ack_p50_us") / 1000, 2, "ms", floor_p50 / 1000, 2, "", -1);
+        add("POST -> 201 p99, peak", get("broker.peak", "ack_p99_us") / 1000, 2, "ms", floor_p99 / 1000, 2, "", -1);
+        add("POST -> delivery p50, peak", get("broker.peak", "deliver_p50_us") / 1000, 2, "ms", floor_p50 / 1000, 2, "",
+            -1);
+        add("POST -> delivery p99, peak", get("broker.peak", "deliver_p99_us") / 1000, 2, "ms", floor_p99 / 1000, 2, "",
+            -1);
+        if (rows.count("broker.half")) {
+            double p99 = get("broker.half", "ack_p99_us") / 1000;
+            add("offered rate, half of peak accepted (open loop)", half_rate, 0, "msg/s", bound, 0, "", -1);
+            add("accepted msg/s at half rate", get("broker.half", "accepted_per_s"), 0, "msg/s", bound, 0, "", -1);
+            add("POST -> 201 p50 at half rate", get("broker.half", "ack_p50_us") / 1000, 2, "ms", floor_p50 / 1000, 2,
+                "", -1);
+            add("POST -> 201 p99 at half rate", p99, 2, "ms", floor_p99 / 1000, 2, "< 20 ms", p99 < 20);
+            add("POST -> delivery p99 at half rate", get("broker.half", "deliver_p99_us") / 1000, 2, "ms",
+                floor_p99 / 1000, 2, "", -1);
+        }
+        add("broker CPU per message (accept + deliver)", broker_cpu, 1, "us", broker_floor, 1, "", -1);
+        add("load generator CPU per request", get("broker.peak", "client_cpu_us_per_msg"), 1, "us", load_gen, 1, "",
+            -1);
+        {
+            line l;
+            l.figure = "peak RSS of the broker, " + fixed(stored, 0) + " messages stored";
+            l.value = fixed(rss_kib / 1024, 1) + " MB";
+            l.limit = "200 MB";
+            l.ratio = fixed(rss_kib / 1024 / 200, 2);
+            l.target = "< 200 MB with >= 100000 stored";
+            l.verdict = stored < 100000 ? "(too few stored)" : rss_kib / 1024 < 200 ? "ok" : "MISSED";
+            t.push_back(l);
+        }
+        {
+            line l;
+            l.figure = "lost / duplicated / unexpected at the receiver";
+            l.value = std::to_string(lost) + " / " + std::to_string(dupes) + " / " + std::to_string(unexpected);
+            l.limit = "0 / 0 / 0";
+            l.ratio = "-";
+            l.target = "zero loss, zero duplicates";
+            l.verdict = all_checked && lost == 0 && dupes == 0 ? "ok" : "MISSED";
+            t.push_back(l);
+        }
+    }
+
+    // ---- print
+    std::ostringstream out;
+    out << "\nStage limits of this run (median):\n";
+    out << "  " << std::string(32, '-') << "\n";
+    for (auto& v : stage_rows) {
+        auto& o = v.as_object();
+        char b[256];
+        std::snprintf(b, sizeof b, "  %-28s %10.0f %-6s cpu %6.1f us/op", str(o, "name").c_str(), num(o, "value"),
+                      str(o, "unit").c_str(), num(o, "cpu_us_per_op", 0));
+        out << b;
+        if (!std::isnan(num(o, "server_cpu_us_per_op")))
+            out << "  server " << fixed(num(o, "server_cpu_us_per_op"), 1) << " us/op";
+        if (!std::isnan(num(o, "commit_p50_us")))
+            out << "  commit p50/p99 " << fixed(num(o, "commit_p50_us"), 0) << "/" << fixed(num(o, "commit_p99_us"), 0)
+                << " us";
+        if (!std::isnan(num(o, "lat_p50_us")))
+            out << "  lat p50/p99 " << fixed(num(o, "lat_p50_us"), 0) << "/" << fixed(num(o, "lat_p99_us"), 0) << " us";
+        out << "  (spread " << fixed(num(o, "spread", 0) * 100, 1) << "%)\n";
+    }
+    out << "\nEnd-to-end bound (" << cores << " cores):\n"
+        << "  broker's own CPU per message  " << fixed(broker_floor, 1) << " us  (http in " << fixed(http_in_server, 1)
+        << " + validate " << fixed(validate, 1) << " + insert " << fixed(insert, 1) << " + http out "
+        << fixed(http_out, 1) << " + update " << fixed(update, 1) << ")  -> " << fixed(cpu_bound_broker, 0)
+        << " msg/s\n"
+        << "  everything on this box        " << fixed(box_floor, 1) << " us  (+ load generator " << fixed(load_gen, 1)
+        << " + vendor " << fixed(vendor, 1) << ")  -> " << fixed(cpu_bound_box, 0) << " msg/s\n"
+        << "  store ceiling (1 writer)      " << fixed(store_ceiling, 0) << " msg/s with group commit 256, "
+        << fixed(store_ceiling_txn1, 0) << " msg/s without\n"
+        << "  bound                         " << fixed(bound, 0) << " msg/s, bound by " << binds << "\n";
+    if (have_broker) {
+        out << "\nedibroker against the bound of the same run:\n";
+        std::size_t w0 = 6, w1 = 5, w2 = 5, w3 = 5, w4 = 6;
+        for (auto& l : t) {
+            w0 = std::max(w0, l.figure.size());
+            w1 = std::max(w1, l.value.size());
+            w2 = std::max(w2, l.limit.size());
+            w3 = std::max(w3, l.ratio.size());
+            w4 = std::max(w4, l.target.size());
+        }
+        auto pad = [](const std::string& s, std::size_t w, bool right) {
+            std::string sp(w > s.size() ? w - s.size() : 0, ' ');
+            return right ? sp + s : s + sp;
+        };
+        out << "  | " << pad("figure", w0, false) << " | " << pad("value", w1, true) << " | " << pad("limit", w2, true)
+            << " | " << pad("ratio", w3, true) << " | " << pad("target", w4, false) << " |        |\n";
+        out << "  |" << std::string(w0 + 2, '-') << "|" << std::string(w1 + 1, '-') << ":|" << std::string(w2 + 1, '-')
+            << ":|" << std::string(w3 + 1, '-') << ":|" << std::string(w4 + 2, '-') << "|--------|\n";
+        for (auto& l : t)
+            out << "  | " << pad(l.figure, w0, false) << " | " << pad(l.value, w1, true) << " | "
+                << pad(l.limit, w2, true) << " | " << pad(l.ratio, w3, true) << " | " << pad(l.target, w4, false)
+                << " | " << pad(l.verdict, 6, false) << " |\n";
+        out << "  ratio = value / limit. Limits: throughput -> the end-to-end bound; latency -> the HTTP hop (wrk, 64\n"
+               "  connections) + one group commit of 256 (p50 with p50, p99 with p99); CPU -> the broker's stage floor.\n";
+    }
+    std::cout << out.str();
+
+    // ---- JSON
+    json::object doc;
+    if (rows.count("meta"))
+        doc["meta"] = rows["meta"];
+    doc["stages"] = stage_rows;
+    auto jn = [](double v) { return std::isnan(v) || std::isinf(v) ? json::value(nullptr) : json::value(v); };
+    json::object d;
+    d["cores"] = cores;
+    d["broker_cpu_us_per_msg_floor"] = jn(broker_floor);
+    d["box_cpu_us_per_msg_floor"] = jn(box_floor);
+    d["cpu_bound_broker_msg_s"] = jn(cpu_bound_broker);
+    d["cpu_bound_box_msg_s"] = jn(cpu_bound_box);
+    d["store_ceiling_msg_s"] = jn(store_ceiling);
+    d["store_ceiling_txn1_msg_s"] = jn(store_ceiling_txn1);
+    d["bound_msg_s"] = jn(bound);
+    d["bound_by"] = binds;
+    d["latency_floor_p50_us"] = jn(floor_p50);
+    d["latency_floor_p99_us"] = jn(floor_p99);
+    doc["derived"] = d;
+    json::object b;
+    for (auto& [n, o] : rows)
+        if (n.rfind("broker.", 0) == 0)
+            b[n.substr(7)] = o;
+    b["messages_stored"] = stored;
+    b["peak_rss_mb"] = jn(rss_kib / 1024);
+    doc["broker"] = b;
+    json::array ta;
+    for (auto& l : t) {
+        json::object o;
+        o["figure"] = l.figure;
+        o["value"] = l.value;
+        o["limit"] = l.limit;
+        o["ratio"] = l.ratio;
+        o["target"] = l.target;
+        o["verdict"] = l.verdict;
+        ta.push_back(o);
+    }
+    doc["table"] = ta;
+    if (!json_out.empty()) {
+        std::ofstream f(json_out);
+        f << json::serialize(doc) << "\n";
+        if (!f) {
+            std::cerr << "report: cannot write " << json_out << "\n";
+            return 2;
+        }
+        std::cout << "\nJSON: " << json_out << "\n";
+    }
+    if (have_broker && (!all_checked || lost || dupes))
+        return 1;
+    return 0;
+}
+
+} // namespace bench

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# edibroker against the limits of this machine, side by side, in one run (see README.md here).
+#
+#   tools/bench/run.sh [--quick] [--json FILE] [--connections N] [--keep] [--no-build]
+#
+#   1. stage limits: SQLite insert/update (WAL, synchronous=FULL, 1/32/256 per commit), Xerces SAX
+#      parse+validate, wrk against nginx (204 to a 4 KB POST), libcurl multi POSTs → the end-to-end bound;
+#   2. edibroker (Release, default durability) delivering by http-push to a real receiver, loaded with
+#      4 KB Dialogmelding POSTs from many senders: closed loop at peak, then open loop at half the peak;
+#   3. one table with each figure and its ratio to the bound of this run, and the same as JSON.
+#
+# --quick: ~2 minutes (one run per stage, shorter phases). Full: ~6-8 minutes once built.
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+quick=0 keep=0 build=1 conns=64
+json="$here/build-bench/bench-result.json"
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --keep) keep=1 ;;
+    --no-build) build=0 ;;
+    --json) json="$2"; shift ;;
+    --connections) conns="$2"; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if ((quick)); then
+  RUNS=1 SECS=1 HTTP_SECS=3 PEAK_SECS=12 HALF_SECS=8
+else
+  RUNS=3 SECS=2 HTTP_SECS=5 PEAK_SECS=30 HALF_SECS=20
+fi
+
+# ---- packages and build
+"$here/tools/install-deps.sh"
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+bdir="$here/build-bench"
+if ((build)); then
+  # Release; no -Werror: GCC 12 at -O3 warns falsely (-Wrestrict) inside libstdc++.
+  cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_TESTS=OFF \
+        -DEDIBROKER_BUILD_BENCH=ON >/dev/null
+  cmake --build "$bdir" -j "$(nproc)" --target edibroker edibroker-bench | grep -v -e '^\[' -e 'Re-checking' || true
+fi
+BROKER="$bdir/broker/edibroker"
+BENCH="$bdir/tools/bench/edibroker-bench"
+
+# ---- work folder on the disk (/tmp here is ext4 on the virtio disk, as in limits.md)
+work="$(mktemp -d /tmp/edibroker-bench.XXXXXX)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((keep)); then echo "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+results="$work/results.jsonl"
+t_start=$(date +%s)
+say() { printf '[%3ds] %s\n' "$(( $(date +%s) - t_start ))" "$*" >&2; }
+
+# Wait (bounded) until a file has a line matching a pattern; print the line.
+wait_line() {
+  local file="$1" pattern="$2" pid="$3"
+  for _ in $(seq 1 400); do
+    if grep -m1 -e "$pattern" "$file" 2>/dev/null; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || { echo "process $pid died; see $file" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "timed out waiting for '$pattern' in $file" >&2
+  return 1
+}
+
+printf '{"name":"meta","mode":"%s","started":"%s","host":"%s","cores":%d,"kernel":"%s","connections":%d}\n' \
+  "$([ $quick = 1 ] && echo quick || echo full)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname)" "$(nproc)" \
+  "$(uname -r)" "$conns" >"$results"
+
+# ---- 1. stage limits
+say "stage: SQLite (runs=$RUNS, ${SECS}s each)"
+"$BENCH" stage-sqlite --dir "$work" --runs "$RUNS" --secs "$SECS" | tee -a "$results" | cut -c1-110
+say "stage: Xerces"
+"$BENCH" stage-xml --runs "$RUNS" --secs "$SECS" | tee -a "$results" | cut -c1-110
+
+say "stage: HTTP hop (nginx + wrk) and libcurl multi"
+mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+nport="$("$BENCH" free-port)"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $work/nginx/logs/error.log warn;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/tmp/body;
+  proxy_temp_path $work/nginx/tmp/proxy;
+  fastcgi_temp_path $work/nginx/tmp/fastcgi;
+  uwsgi_temp_path $work/nginx/tmp/uwsgi;
+  scgi_temp_path $work/nginx/tmp/scgi;
+  keepalive_requests 1000000;
+  client_body_buffer_size 16k;
+  server {
+    listen 127.0.0.1:$nport;
+    location / { return 204; }
+  }
+}
+EOF
+"$BENCH" message --size 4096 >"$work/message.xml"
+cat >"$work/post.lua" <<EOF
+local f = io.open("$work/message.xml", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/xml"
+EOF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/logs/stderr.log" &
+npid=$!; pids+=("$npid")
+for _ in $(seq 1 200); do
+  curl -s -o /dev/null -X POST --data-binary @"$work/message.xml" "http://127.0.0.1:$nport/" && break
+  sleep 0.05
+done
+"$BENCH" stage-wrk --url "http://127.0.0.1:$nport/" --script "$work/post.lua" --runs "$RUNS" --secs "$HTTP_SECS" \
+  --server-pid "$npid" | tee -a "$results" | cut -c1-110
+"$BENCH" stage-curl --url "http://127.0.0.1:$nport/" --runs "$RUNS" --secs "$SECS" --server-pid "$npid" \
+  | tee -a "$results" | cut -c1-110
+kill "$npid"; wait "$npid" 2>/dev/null || true
+
+# ---- 2. the broker, with a receiver standing for the vendor
+say "broker: starting the vendor receiver and edibroker (Release, defaults: synchronous=FULL, group commit 256)"
+"$BENCH" receive --port 0 >"$work/receiver.out" 2>&1 &
+rpid=$!; pids+=("$rpid")
+rport="$(wait_line "$work/receiver.out" 'receiving on' "$rpid" | sed 's/.*://')"
+
+mkdir -p "$work/rules"
+cat >"$work/registry.xml" <<'EOF'
+<Registry xmlns="urn:edibroker:registry:1">
+  <CommunicationParty><HerId>115851</HerId><Name>Direktoratet for e-helse</Name><Type>Organization</Type>
+    <Municipality><CodeValue>0301</CodeValue></Municipality></CommunicationParty>
+  <CommunicationParty><HerId>8093244</HerId><Name>Helsenorge.no</Name><Type>Service</Type>
+    <ParentHerId>115851</ParentHerId><Municipality><CodeValue>0301</CodeValue></Municipality>
+    <Adapter>portal-inbox</Adapter></CommunicationParty>
+  <CommunicationParty><HerId>9100100</HerId><Name>Oslo kommune</Name><Type>Organization</Type>
+    <Municipality><CodeValue>0301</CodeValue></Municipality></CommunicationParty>
+  <CommunicationParty><HerId>9100110</HerId><Name>Hjemmetjenesten Grunerlokka</Name><Type>Service</Type>
+    <ParentHerId>9100100</ParentHerId><Municipality><CodeValue>0301</CodeValue></Municipality>
+    <Adapter>vendor</Adapter></CommunicationParty>
+</Registry>
+EOF
+cat >"$work/rules/bench.xml" <<EOF
+<routing-rules xmlns="urn:edibroker:routing-rules:1">
+  <adapter name="portal-inbox" type="pull"/>
+  <adapter name="vendor" type="http-push">
+    <option name="url" value="http://127.0.0.1:$rport/vendor"/>
+    <option name="timeout-ms" value="10000"/>
+  </adapter>
+  <rule id="oslo-vendor" priority="100">
+    <match receiver-or-ancestor="9100100"/>
+    <deliver adapter="vendor"/>
+  </rule>
+  <rule id="portal" priority="100">
+    <match receiver-or-ancestor="115851"/>
+    <deliver adapter="portal-inbox"/>
+  </rule>
+</routing-rules>
+EOF
+"$BROKER" serve --listen 127.0.0.1:0 --data-dir "$work/data" --rules "$work/rules" --registry "$work/registry.xml" \
+  >"$work/broker.out" 2>"$work/broker.log" &
+bpid=$!; pids+=("$bpid")
+bport="$(wait_line "$work/broker.out" '^listening on' "$bpid" | sed 's/.*://')"
+
+say "broker: peak, closed loop, $conns senders, ${PEAK_SECS}s"
+"$BENCH" send --port "$bport" --connections "$conns" --seconds "$PEAK_SECS" --receiver "127.0.0.1:$rport" \
+  --drain 120 --name broker.peak --watch-pid "$bpid" >>"$results" || echo "peak phase: check failed" >&2
+peak="$(tail -n1 "$results" | grep -o '"accepted_per_s":[0-9.e+]*' | cut -d: -f2)"
+half="$(awk -v p="${peak:-0}" 'BEGIN { printf "%d", p / 2 }')"
+if [ "${half:-0}" -gt 0 ]; then
+  say "broker: half of the peak rate, open loop, $half msg/s, ${HALF_SECS}s"
+  "$BENCH" send --port "$bport" --connections "$conns" --seconds "$HALF_SECS" --rate "$half" \
+    --receiver "127.0.0.1:$rport" --drain 120 --name broker.half --watch-pid "$bpid" >>"$results" \
+    || echo "half-rate phase: check failed" >&2
+fi
+kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true
+
+# ---- 3. the table
+say "report"
+mkdir -p "$(dirname "$json")"
+rc=0
+"$BENCH" report --in "$results" --json "$json" --cores "$(nproc)" || rc=$?
+cp "$results" "${json%.json}.jsonl"
+say "done ($([ $quick = 1 ] && echo quick || echo full) run); raw lines: ${json%.json}.jsonl"
+exit $rc
