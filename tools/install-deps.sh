@@ -5,7 +5,8 @@ pkgs=(build-essential cmake ninja-build pkg-config curl
       libboost1.81-dev libboost-json1.81-dev libxerces-c-dev libcurl4-openssl-dev
       libsqlite3-dev libssl-dev catch2
       libqpid-proton-cpp12-dev   # AMQP 1.0 client (adapters/amqp)
-      rabbitmq-server)           # the real AMQP 1.0 broker the AMQP tests start on 127.0.0.1
+      rabbitmq-server            # the real AMQP 1.0 broker the AMQP tests start on 127.0.0.1
+      python3-aiosmtpd)          # the real SMTP server the visit-notification tests start on 127.0.0.1
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,12 @@ std::int64_t thread_cpu_us();
 std::int64_t pid_cpu_us(int pid);
 /// Peak resident set (VmHWM) of a process in KiB from /proc/PID/status; -1 if unreadable.
 std::int64_t pid_peak_rss_kib(int pid);
+/// Busy CPU time of the whole machine (all CPUs, everything but idle and iowait) from /proc/stat,
+/// microseconds; -1 if unreadable. The difference over a phase minus what the benchmark's own
+/// processes used is the CPU other work took from the same cores (the noise of the figures).
+std::int64_t machine_busy_us();
+/// The 1-minute load average (/proc/loadavg); -1 if unreadable.
+double load_average_1m();
 
 /// p in [0,100]; sorts a copy. 0 for an empty sample.
 double percentile(std::vector<std::uint32_t> v, double p);

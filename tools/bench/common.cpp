@@ -67,6 +67,29 @@ std::int64_t pid_peak_rss_kib(int pid) {
     return -1;
 }
 
+std::int64_t machine_busy_us() {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    if (!(in >> cpu) || cpu != "cpu")
+        return -1;
+    // user nice system idle iowait irq softirq steal (guest time is inside user/nice)
+    long long v[8] = {};
+    for (auto& x : v)
+        if (!(in >> x))
+            return -1;
+    const long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    const long hz = sysconf(_SC_CLK_TCK);
+    return busy * 1000000 / (hz > 0 ? hz : 100);
+}
+
+double load_average_1m() {
+    std::ifstream in("/proc/loadavg");
+    double l = -1;
+    if (!(in >> l))
+        return -1;
+    return l;
+}
+
 double percentile(std::vector<std::uint32_t> v, double p) {
     if (v.empty())
         return 0;
@@ -189,28 +212,65 @@ message_template dialog_message(std::size_t size) {
   </Document>
 </MsgHead>
 )";
+    // The portal lets a citizen write at most 1000 characters (issue 6 enforces it, T99), so the
+    // message reaches its size the way a real one does: a short text and an attached PDF (a
+    // Base64Container Document, as the portal sends photos and scans).
+    static const char* attach_head =
+        R"(  <Document>
+    <RefDoc>
+      <MsgType V="A" DN="Vedlegg"/>
+      <MimeType>application/pdf</MimeType>
+      <Content>
+        <Base64Container xmlns="http://www.kith.no/xmlstds/base64container">)";
+    static const char* attach_tail = R"(</Base64Container>
+      </Content>
+    </RefDoc>
+  </Document>
+)";
+    static const char* end = "</MsgHead>\n";
     message_template t;
     t.doc = head;
     t.msg_id_offset = t.doc.size();
     t.doc.append(msg_id_len, '0');
     t.doc += middle;
-    const std::size_t fixed = t.doc.size() + std::strlen(tail);
-    if (size < fixed + 1)
-        throw std::invalid_argument("message size below " + std::to_string(fixed + 1) + " bytes");
-    // Fictional text, repeated to the size wanted (no patient data).
+    constexpr std::size_t text_bytes = 880;  // fewer than 1000 characters whatever the encoding
+    const std::size_t fixed =
+        t.doc.size() + std::strlen(tail) + std::strlen(attach_head) + std::strlen(attach_tail);  // tail already ends with end
+    if (size < fixed + text_bytes + 64)
+        throw std::invalid_argument("message size below " + std::to_string(fixed + text_bytes + 64) + " bytes");
+    // Base64 comes in groups of 4; the text takes the 0-3 bytes left over (as trailing spaces).
+    const std::size_t b64_len = (size - fixed - text_bytes) / 4 * 4;
+    const std::size_t want = size - fixed - b64_len;
+    // Fictional text (no patient data), cut on a character boundary, padded with spaces.
     static const std::string_view words =
         "Kan hjemmesykepleien komme litt senere på torsdag? Vi har time hos fastlegen klokken ti. ";
     std::string text;
-    while (text.size() < size - fixed)
+    while (text.size() < want)
         text += words;
-    // Cut on a character boundary of the UTF-8 text, then pad with spaces to the exact size.
-    std::size_t want = size - fixed;
-    text.resize(want);
+    text.resize(std::min<std::size_t>(want, text_bytes));
     while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0x80))
         text.pop_back();
     text.append(want - text.size(), ' ');
     t.doc += text;
     t.doc += tail;
+    // The PDF: a real header, then filler, base64 without '=' padding.
+    std::string pdf = "%PDF-1.4\n";
+    while (pdf.size() < b64_len / 4 * 3)
+        pdf += "% fictional scanned letter, page filler\n";
+    pdf.resize(b64_len / 4 * 3);
+    static constexpr char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    t.doc.erase(t.doc.size() - std::strlen("</MsgHead>\n"));  // 'tail' closes MsgHead; reopen after the body
+    t.doc += attach_head;
+    for (std::size_t i = 0; i < pdf.size(); i += 3) {
+        const unsigned v = (static_cast<unsigned char>(pdf[i]) << 16) | (static_cast<unsigned char>(pdf[i + 1]) << 8) |
+                           static_cast<unsigned char>(pdf[i + 2]);
+        t.doc += b64[(v >> 18) & 63];
+        t.doc += b64[(v >> 12) & 63];
+        t.doc += b64[(v >> 6) & 63];
+        t.doc += b64[v & 63];
+    }
+    t.doc += attach_tail;
+    t.doc += end;
     return t;
 }
 

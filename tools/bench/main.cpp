@@ -2,6 +2,7 @@
 #include "bench.hpp"
 #include "stages.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -21,6 +22,7 @@ const char* usage = R"(usage: edibroker-bench COMMAND [--option value]...
 
   send          --port P [--host 127.0.0.1] [--connections 64] [--seconds 10] [--rate 0] [--max 0]
                 [--size 4096] [--receiver HOST:PORT] [--drain 60] [--name broker.peak] [--watch-pid PID]
+                [--receiver-pid PID]
                 Load the broker with Dialogmelding POSTs; with --receiver, check every accepted
                 message arrived there exactly once. Prints one JSON line; exit 0 when all is well.
   receive       [--port 0]   The vendor receiver; prints "receiving on 127.0.0.1:PORT", runs until SIGTERM.
@@ -69,12 +71,30 @@ int cmd_send(const args& a) {
     o.receiver = opt(a, "receiver");
     o.drain_seconds = optd(a, "drain", o.drain_seconds);
     const int watch = opti(a, "watch-pid", 0);
+    const int receiver_pid = opti(a, "receiver-pid", 0);
     const std::int64_t cpu0 = watch ? bench::pid_cpu_us(watch) : 0;
+    const std::int64_t rcpu0 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
+    const std::int64_t own0 = bench::process_cpu_us(), busy0 = bench::machine_busy_us(), t0 = bench::mono_us();
+    const double load0 = bench::load_average_1m();
     bench::send_report r = bench::run_sender(o);
+    // The machine over the phase (sending and draining): what every process used, and what was
+    // left after the broker, the load generator and the receiver: other work on the same cores.
+    const std::int64_t t1 = bench::mono_us(), busy1 = bench::machine_busy_us(), own1 = bench::process_cpu_us();
+    const std::int64_t cpu_end = watch ? bench::pid_cpu_us(watch) : 0;
+    const std::int64_t rcpu1 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
+    const double wall = static_cast<double>(t1 - t0);
     std::string extra = "\"name\":\"" + opt(a, "name", "send") + "\",\"connections\":" + std::to_string(o.connections) +
                         ",\"rate\":" + std::to_string(o.rate) + ",\"seconds\":" + std::to_string(o.seconds) + ",";
+    if (busy0 >= 0 && busy1 >= 0 && wall > 0) {
+        const double machine = static_cast<double>(busy1 - busy0) / wall;
+        const double ours = static_cast<double>((cpu_end - cpu0) + (rcpu1 - rcpu0) + (own1 - own0)) / wall;
+        extra += "\"machine_busy_cores\":" + std::to_string(machine) + ",\"bench_cores\":" + std::to_string(ours) +
+                 ",\"other_cores\":" + std::to_string(std::max(0.0, machine - ours)) + ",";
+    }
+    extra += "\"load1_before\":" + std::to_string(load0) + ",\"load1_after\":" +
+             std::to_string(bench::load_average_1m()) + ",";
     if (watch) {
-        const std::int64_t cpu1 = bench::pid_cpu_us(watch);
+        const std::int64_t cpu1 = cpu_end;
         if (r.accepted)
             extra += "\"watched_cpu_us_per_msg\":" +
                      std::to_string(static_cast<double>(cpu1 - cpu0) / static_cast<double>(r.accepted)) + ",";

@@ -77,7 +77,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
         std::string name = str(o, "name");
         if (name.empty())
             continue;
-        if (name.rfind("broker.", 0) != 0 && name != "meta")
+        if (name.rfind("broker.", 0) != 0 && name.rfind("meta", 0) != 0)
             stage_rows.push_back(o);
         rows[name] = o;
     }
@@ -169,6 +169,10 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             add("POST -> delivery p99 at half rate", get("broker.half", "deliver_p99_us") / 1000, 2, "ms",
                 floor_p99 / 1000, 2, "", -1);
         }
+        if (rows.count("broker.fill"))
+            add("accepted msg/s while filling the store to " + fixed(get("broker.fill", "accepted"), 0) +
+                    " more",
+                get("broker.fill", "accepted_per_s"), 0, "msg/s", bound, 0, "", -1);
         add("broker CPU per message (accept + deliver)", broker_cpu, 1, "us", broker_floor, 1, "", -1);
         add("load generator CPU per request", get("broker.peak", "client_cpu_us_per_msg"), 1, "us", load_gen, 1, "",
             -1);
@@ -192,10 +196,28 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             l.verdict = all_checked && lost == 0 && dupes == 0 ? "ok" : "MISSED";
             t.push_back(l);
         }
+        // The noise: CPU that other processes took from the same cores during each phase.
+        for (const char* ph : {"broker.peak", "broker.half", "broker.fill"}) {
+            if (!rows.count(ph) || std::isnan(get(ph, "other_cores")))
+                continue;
+            line l;
+            l.figure = std::string("other work on the cores during ") + (ph + 7) + " (load1 " +
+                       fixed(get(ph, "load1_after"), 2) + ")";
+            l.value = fixed(get(ph, "other_cores"), 2) + " cores";
+            l.limit = fixed(cores, 0) + " cores";
+            l.ratio = fixed(get(ph, "other_cores") / cores, 2);
+            l.target = "~0 for clean figures";
+            l.verdict = "";
+            t.push_back(l);
+        }
     }
 
     // ---- print
     std::ostringstream out;
+    if (rows.count("meta"))
+        out << "\nRun " << str(rows["meta"], "started") << " (" << str(rows["meta"], "mode") << "), load average at start "
+            << str(rows["meta"], "load_at_start")
+            << (rows.count("meta.end") ? ", at end " + str(rows["meta.end"], "load_at_end") : std::string()) << "\n";
     out << "\nStage limits of this run (median):\n";
     out << "  " << std::string(32, '-') << "\n";
     for (auto& v : stage_rows) {
@@ -254,6 +276,8 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
     json::object doc;
     if (rows.count("meta"))
         doc["meta"] = rows["meta"];
+    if (rows.count("meta.end"))
+        doc["meta_end"] = rows["meta.end"];
     doc["stages"] = stage_rows;
     auto jn = [](double v) { return std::isnan(v) || std::isinf(v) ? json::value(nullptr) : json::value(v); };
     json::object d;

@@ -270,6 +270,19 @@ outcome dry_run_one(xml::validator& v, const routing::rule_set& rules, const rou
     return o;
 }
 
+/// A reason for the summary table: the broker's first line of it, at most ~90 characters. The
+/// broker's reasons name positions, codes and HER-ids, never values from the document.
+std::string short_reason(const std::string& r) {
+    std::string s = r.substr(0, r.find('\n'));
+    if (s.size() > 90) {
+        std::size_t cut = 87;
+        while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+            --cut;  // not inside a UTF-8 sequence
+        s = s.substr(0, cut) + "...";
+    }
+    return s;
+}
+
 double percentile(std::vector<double> v, double p) {
     if (v.empty())
         return 0;
@@ -466,6 +479,7 @@ int cmd_replay(int argc, char** argv) {
 
     // Per-message lines, then the summary.
     std::map<std::string, std::size_t> reject_codes;
+    std::map<std::string, std::string> reject_reason;  // code -> the first reason given for it
     std::size_t accepted = 0, rejected = 0, duplicates = 0, unanswered = 0, apprecs = 0, unroutable = 0;
     std::vector<double> lat;
     for (std::size_t i = 0; i < results.size(); ++i) {
@@ -484,7 +498,10 @@ int cmd_replay(int argc, char** argv) {
             ++accepted;
         } else {
             ++rejected;
-            ++reject_codes[(o.error.empty() ? "http " + std::to_string(o.status) : o.error)];
+            std::string code = o.error.empty() ? "http " + std::to_string(o.status) : o.error;
+            ++reject_codes[code];
+            if (!reject_reason.count(code))
+                reject_reason[code] = short_reason(o.reason);
         }
         if (a->flags.count("--verbose")) {
             std::string line = (*files)[i].name + ": " + std::to_string(o.status) + " " + o.state;
@@ -508,7 +525,7 @@ int cmd_replay(int argc, char** argv) {
         t.push_back({"  unroutable", std::to_string(unroutable)});
     t.push_back({"rejected", std::to_string(rejected)});
     for (auto& [code, n] : reject_codes)
-        t.push_back({"  " + code, std::to_string(n)});
+        t.push_back({"  " + code, std::to_string(n), reject_reason[code]});
     if (!dry)
         t.push_back({"duplicates", std::to_string(duplicates)});
     if (unanswered)
@@ -519,9 +536,12 @@ int cmd_replay(int argc, char** argv) {
         t.push_back({"latency p99", fmt(percentile(lat, 0.99)) + " ms"});
     }
     std::cout << "replay: " << results.size() << " files, " << where << ", " << fmt(secs, 2) << " s";
-    if (!dry && secs > 0)
-        std::cout << " (" << fmt(static_cast<double>(results.size()) / secs) << " msg/s, concurrency " << concurrency
-                  << ")";
+    if (!dry && secs > 0) {
+        std::cout << " (" << fmt(static_cast<double>(results.size()) / secs) << " msg/s, concurrency " << concurrency;
+        if (rate > 0)
+            std::cout << ", rate limit " << fmt(rate, rate < 10 ? 1 : 0) << " msg/s";
+        std::cout << ")";
+    }
     std::cout << "\n";
     print_table(std::cout, t);
     if (!write_dir.empty())
