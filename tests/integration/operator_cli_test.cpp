@@ -3,9 +3,14 @@
 // store, and SIGHUP reload of `serve`.
 #include "broker_env.hpp"
 
+#include <sqlite3.h>
+
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
+#include <set>
+#include <sstream>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,6 +118,48 @@ bool wait_for_line(int fd, const std::string& what, int ms, std::string* seen = 
     return false;
 }
 
+/// Read 'fd' to its end (EOF, or EIO from a pty whose other side closed), within 'ms'.
+std::string read_all(int fd, int ms) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0)
+            return out;
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, static_cast<int>(left.count())) <= 0)
+            return out;
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            return out;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+/// The first line of 'text' that starts with 'prefix' ("" if none).
+std::string line_of(const std::string& text, const std::string& prefix) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(prefix, 0) == 0)
+            return line;
+    return {};
+}
+
+/// Run SQL on a database file with a connection of our own (WAL: beside the broker's).
+void sql(const std::string& db_file, const std::string& text) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(db_file.c_str(), &db) == SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, text.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+}
+
 const fs::path suite = source_dir() / "tests/fixtures/replay";
 
 /// A broker configured like the replay suite (its own rules and registry; pull inboxes only).
@@ -136,6 +183,12 @@ TEST_CASE("replay --expect: the suite matches, a planted difference fails, --wri
     CHECK(ok.code == 0);
     CHECK(ok.out.find("expectations: 7 compared, 7 match, 0 differ") != std::string::npos);
     CHECK(ok.out.find("AppRecs received  3") != std::string::npos);
+    // Rejections are counted per code, each with the broker's reason.
+    CHECK(ok.out.find("rejected          4") != std::string::npos);
+    CHECK_THAT(line_of(ok.out, "  E21 "), Catch::Matches(R"(  E21 +2 +receiver (HER-id 9199999 is not in the address registry|9100\d+ is an organisation.*))"));
+    CHECK_THAT(line_of(ok.out, "  T01 "), Catch::Matches(R"(  T01 +1 +not well-formed XML.*)"));
+    CHECK_THAT(line_of(ok.out, "  T02 "), Catch::Matches(R"(  T02 +1 +the message does not validate at \d+:\d+: .*)"));
+    CHECK(ok.out.find("concurrency 3") != std::string::npos);
     CHECK(ok.out.find("latency p99") != std::string::npos);
     CHECK(ok.out.find("\r[") == std::string::npos);  // no progress bar: stdout is a pipe
 
@@ -298,6 +351,20 @@ TEST_CASE("messages list, show, dead and resend, store stats and prune, against 
     REQUIRE(arr.size() == 1);
     CHECK(arr.at(0).at("id") == unroutable.c_str());
     CHECK(run(with({"messages", "list", "--state", "delivered"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--sender", "8093244"})).out.find("2 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--sender", "1"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--type", "DIALOG_INNBYGGER_EKONTAKT"})).out.find("2 messages") !=
+          std::string::npos);
+    CHECK(run(with({"messages", "list", "--type", "DIALOG_SVAR"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--to", "-1h"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"messages", "list", "--limit", "1"})).out.find("1 message\n") != std::string::npos);
+    auto by_msg_id = run(with({"messages", "list", "--msg-id", "90000001-0000-4000-8000-000000000002", "--json"}));
+    REQUIRE(boost::json::parse(by_msg_id.out).as_array().size() == 1);
+    CHECK(boost::json::parse(by_msg_id.out).at(0).at("id") == unroutable.c_str());
+    auto conv = run(with({"messages", "list", "--conversation", "90000001-0000-4000-8000-000000000001", "--json"}));
+    REQUIRE(boost::json::parse(conv.out).as_array().size() == 1);
+    CHECK(boost::json::parse(conv.out).at(0).at("id") == id.c_str());
+    CHECK(run(with({"messages", "list", "--colour", "red"})).code == 2);
     CHECK(run(with({"messages", "list", "--from", "tomorrow"})).code == 2);
 
     auto dead = run(with({"messages", "dead"}));
@@ -326,23 +393,33 @@ TEST_CASE("messages list, show, dead and resend, store stats and prune, against 
     INFO(stats.out);
     CHECK(stats.code == 0);
     CHECK(stats.out.find("messages        2") != std::string::npos);
-    CHECK(stats.out.find("(schema 2)") != std::string::npos);
+    CHECK(stats.out.find("(schema ") != std::string::npos);  // the version grows with feature migrations
     auto sj = boost::json::parse(run(with({"store", "stats", "--json"})).out).as_object();
     CHECK(sj.at("messages").as_int64() == 2);
 
     CHECK(run(with({"store", "prune"})).out == "pruned 0 messages\n");  // retention-days = 0: keep all
     auto pr = run(with({"store", "prune", "--set", "retention-days=1"}));
     CHECK(pr.out == "pruned 0 messages\n");  // nothing is a day old
+    // Two days later both are finished (delivered, unroutable) and old enough.
+    sql(data + "/edibroker.db", "UPDATE messages SET received_at = received_at - 2 * 86400000");
+    auto pr2 = run(with({"store", "prune", "--set", "retention-days=1", "--set", "retention-batch=1"}));
+    INFO(pr2.out << pr2.err);
+    CHECK(pr2.out == "pruned 2 messages\n");
+    CHECK(run(with({"messages", "list"})).out.find("0 messages") != std::string::npos);
+    CHECK(run(with({"store", "stats"})).out.find("messages        0") != std::string::npos);
 }
 
-TEST_CASE("serve: SIGHUP reloads the rules; a broken file is refused and the old rules stay", "[integration][operator][reload]") {
+TEST_CASE("serve: SIGHUP reloads the rules and the registry; a broken file is refused and the old one stays",
+          "[integration][operator][reload]") {
     temp_dir tmp;
     const auto rules_dir = tmp.path() / "rules";
+    const auto registry = tmp.path() / "registry.xml";
     fs::create_directories(rules_dir);
     fs::copy(suite / "rules/rules.xml", rules_dir / "rules.xml");
+    fs::copy(suite / "registry.xml", registry);
     child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
                      (tmp.path() / "data").string(), "--rules", rules_dir.string(), "--registry",
-                     (suite / "registry.xml").string(), "--set", "log-level=info"});
+                     registry.string(), "--set", "log-level=info"});
     std::string l1 = read_line(c.out, 20000), l2 = read_line(c.out, 5000);
     INFO(l1 << "\n" << l2);
     REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
@@ -369,6 +446,24 @@ TEST_CASE("serve: SIGHUP reloads the rules; a broken file is refused and the old
     CHECK(wait_for_line(c.err, "\"event\":\"reloaded\"", 10000, &seen));
     CHECK(rules_count() == 4);
 
+    // The registry: a broken file is refused with file:line:col, the parties in force stay.
+    auto party = [&](const std::string& her) { return http_request("GET", admin + "/admin/registry/" + her).status; };
+    CHECK(party("9100310") == 200);
+    const std::string good_registry = read_file(registry);
+    write_file(registry, "<Registry xmlns=\"urn:edibroker:registry:1\">\n  <Colour/>\n</Registry>\n");
+    kill(c.pid, SIGHUP);
+    CHECK(wait_for_line(c.err, "reload refused: " + registry.string() + ":2:", 10000, &seen));
+    CHECK(party("9100310") == 200);
+    CHECK(rules_count() == 4);
+    // A good registry with a new party takes effect.
+    write_file(registry, replace_all(good_registry, "</Registry>",
+                                     "  <CommunicationParty><HerId>9100320</HerId><Name>Helsehuset Midtbyen</Name>"
+                                     "<Type>Service</Type><ParentHerId>9100300</ParentHerId></CommunicationParty>\n"
+                                     "</Registry>"));
+    kill(c.pid, SIGHUP);
+    CHECK(wait_for_line(c.err, "\"event\":\"reloaded\"", 10000, &seen));
+    CHECK(party("9100320") == 200);
+
     kill(c.pid, SIGTERM);
     int status = 0;
     waitpid(c.pid, &status, 0);
@@ -376,4 +471,106 @@ TEST_CASE("serve: SIGHUP reloads the rules; a broken file is refused and the old
     CHECK(WEXITSTATUS(status) == 0);
     close(c.out);
     close(c.err);
+}
+
+TEST_CASE("replay on a terminal shows a progress bar; --rate paces the sending", "[integration][operator][replay]") {
+    auto env = suite_broker();
+    const std::string url = "http://" + env->server->listen_address();
+    int master = -1, slave = -1;
+    REQUIRE(openpty(&master, &slave, nullptr, nullptr, nullptr) == 0);
+    const std::vector<std::string> args{broker_binary().string(), "replay", (suite / "messages").string(), "--to", url,
+                                        "--rate", "10", "--concurrency", "2"};
+    const auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(slave, 1);
+        dup2(slave, 2);
+        close(master);
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    close(slave);
+    std::string out = read_all(master, 60000);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    close(master);
+    INFO(out);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // The bar redraws in place ("\r[====>   ] n/7  x msg/s") and is cleared before the summary.
+    CHECK(out.find("\r[") != std::string::npos);
+    CHECK(out.find("] 7/7  ") != std::string::npos);
+    CHECK(out.find("\r\033[K") != std::string::npos);
+    CHECK(out.find("rate limit 10 msg/s") != std::string::npos);
+    // 7 messages at 10 per second: the last leaves 0.6 s after the first.
+    CHECK(secs >= 0.55);
+}
+
+TEST_CASE("serve: structured logs are JSON lines with ids and HER-ids, never message content",
+          "[integration][operator][logs]") {
+    temp_dir tmp;
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (tmp.path() / "data").string(), "--rules", (suite / "rules").string(), "--registry",
+                     (suite / "registry.xml").string(), "--set", "log-level=debug"});
+    std::string l1 = read_line(c.out, 20000), l2 = read_line(c.out, 5000);
+    INFO(l1 << "\n" << l2);
+    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
+    const std::string edi = "http://" + l1.substr(std::string("listening on ").size());
+    auto post = [&](const std::string& file) {
+        return http_request("POST", edi + "/Messages", read_file(suite / "messages" / file),
+                            {"Content-Type: application/xml"});
+    };
+    auto ok = post("01-dialog-to-oslo-home-care.xml");
+    REQUIRE(ok.status == 201);
+    const std::string id = str(json_of(ok), "id");
+    CHECK(post("04-unknown-receiver.xml").status == 422);
+    CHECK(post("06-missing-migversion.xml").status == 400);
+    CHECK(post("07-not-xml.xml").status == 400);
+    // The receiver fetches it (a delivery) and reads it.
+    CHECK(http_request("GET", edi + "/Messages/" + id + "/business-document").status == 200);
+    CHECK(http_request("PUT", edi + "/Messages/" + id + "/read/9100110").status == 204);
+    kill(c.pid, SIGTERM);
+    std::string err = read_all(c.err, 20000);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    close(c.out);
+    close(c.err);
+
+    std::istringstream in(err);
+    std::string line;
+    std::size_t lines = 0;
+    bool intake_seen = false;
+    std::set<std::string> events;
+    while (std::getline(in, line)) {
+        INFO(line);
+        ++lines;
+        boost::system::error_code ec;
+        auto v = boost::json::parse(line, ec);
+        REQUIRE_FALSE(ec);
+        REQUIRE(v.is_object());
+        const auto& o = v.as_object();
+        CHECK_FALSE(str(o, "ts").empty());
+        CHECK_FALSE(str(o, "level").empty());
+        events.insert(str(o, "event"));
+        if (str(o, "event") == "intake" && str(o, "id") == id) {
+            intake_seen = true;
+            CHECK(str(o, "msgId") == "0e5b1c1a-0001-4a39-9c1e-0b7a8d2e4f10");
+            CHECK(str(o, "sender") == "8093244");
+            CHECK(str(o, "receiver") == "9100110");
+            CHECK(str(o, "type") == "DIALOG_INNBYGGER_EKONTAKT");
+        }
+        // The patient's name and national id, and the citizen's question, never appear.
+        for (const char* secret : {"Testesen", "01010112345", "hjemmesykepleien", "torsdag", "Ola"})
+            CHECK(line.find(secret) == std::string::npos);
+    }
+    CHECK(lines >= 6);
+    CHECK(intake_seen);
+    CHECK(events.count("read"));
+    CHECK(events.count("stopped"));
 }

@@ -1,13 +1,17 @@
 // DIPS end to end: the real broker (in process, port 0, real SQLite) delivers through the dips
 // adapter over real HTTPS (testing::https_receiver standing in for DIPS, certificates made at test
 // time) in the EDI 2.0 JSON shape; DIPS answers 201 + id and posts its AppRec and read receipt back
-// to the broker's REST API. Also: DIPS down, DIPS answering garbage, a Dialogmelding 1.0 that DIPS
-// cannot take, and a rule that can never deliver refused when the rules load. No sleeps: every
+// to the broker's REST API. DIPS's own message to the portal goes the other way, and the portal's
+// AppRec 1.0 reaches DIPS as 1.1. Also: DIPS down, DIPS answering garbage, a Dialogmelding 1.0 that
+// DIPS cannot take, and a rule that can never deliver refused when the rules load. No sleeps: every
 // wait is waitForState on the status endpoint or a condition with a deadline.
 #include "broker_env.hpp"
 
 #include "https_receiver.hpp"
 #include "pki.hpp"
+
+#include "broker/apprec.hpp"
+#include "broker/xml.hpp"
 
 using namespace testing;
 namespace json = boost::json;
@@ -214,4 +218,61 @@ TEST_CASE("dips: a rule sending a type DIPS does not take is refused when the ru
     CHECK(s.error().where().find("rule 'oslo-dips' sends type 'EPIKRISE' to adapter 'dips-oslo', which does not "
                                  "accept that message type") != std::string::npos);
     CHECK(s.error().file.find("rules.xml") != std::string::npos);
+}
+
+TEST_CASE("dips: DIPS writes to the portal (EDI 2.0 JSON to POST /Messages); the portal's AppRec 1.0 reaches "
+          "DIPS as 1.1",
+          "[integration][vendor][dips]") {
+    dips_env x;
+    // The nurse answers the citizen: DIPS posts its own Dialogmelding 1.1 in the EDI 2.0 shape.
+    const std::string msg_id = "d1000000-0000-4000-8000-0000000000a1";
+    std::string doc = dialog_message(msg_id);
+    auto sb = doc.find("<Sender>"), se = doc.find("</Sender>") + 9;
+    auto rb = doc.find("<Receiver>"), re = doc.find("</Receiver>") + 11;
+    std::string sender = replace_all(replace_all(doc.substr(sb, se - sb), "<Sender>", "<Receiver>"), "</Sender>",
+                                     "</Receiver>");
+    std::string receiver = replace_all(replace_all(doc.substr(rb, re - rb), "<Receiver>", "<Sender>"), "</Receiver>",
+                                       "</Sender>");
+    std::string answer = doc.substr(0, sb) + receiver + doc.substr(se, rb - se) + sender + doc.substr(re);
+    json::object body{{"businessDocument", base64_encode(answer)},
+                      {"contentType", "application/xml"},
+                      {"contentTransferEncoding", "base64"}};
+    auto r = http_request("POST", x.env.url("/Messages"), json::serialize(body), {"Content-Type: application/json"});
+    REQUIRE(r.status == 201);
+    std::string answer_id = str(json_of(r), "id");
+    CHECK(str(x.env.status(answer_id, "waiting"), "adapter") == "portal-inbox");
+
+    // The portal acknowledges it with an AppRec 1.0 of its own (a process whose CPA prescribes 1.0),
+    // posted as raw XML.
+    auto facts = broker::xml::thread_validator().validate(answer).facts;
+    broker::apprec::request a;
+    a.version = "1.0";
+    a.st = broker::apprec::status::ok;
+    a.original = facts;
+    a.software_name = "Helsenorge";
+    auto apprec = broker::apprec::build(a);
+    REQUIRE(apprec.has_value());
+    REQUIRE(apprec->find("http://www.kith.no/xmlstds/apprec/2004-11-21") != std::string::npos);
+    auto pr = x.env.post_xml(*apprec);
+    REQUIRE(pr.status == 201);
+    std::string apprec_broker_id = str(json_of(pr), "id");
+    CHECK(str(json_of(pr), "originalId") == answer_id);
+    auto st = x.env.status(apprec_broker_id, "delivered");
+    CHECK(str(st, "state") == "delivered");
+    CHECK(str(st, "adapter") == "dips-oslo");
+    CHECK(str(x.env.status(answer_id, "apprec-ok"), "appRecStatus") == "Ok");
+
+    // DIPS got it as AppRec 1.1 (namespace and MIGversion), every fact kept; the broker keeps 1.0.
+    REQUIRE(x.dips->wait_for_requests(1, 5s));
+    auto reqs = x.dips->requests();
+    REQUIRE(reqs.size() == 1);
+    std::string sent = base64_decode(std::string(json::parse(reqs[0].body).as_object().at("businessDocument").as_string()));
+    auto got = broker::xml::thread_validator().validate(sent);
+    REQUIRE(got.v == broker::xml::verdict::valid);
+    CHECK(got.facts.root_ns == broker::ns::apprec_1_1);
+    CHECK(got.facts.mig_version == "v1.1 2012-02-15");
+    CHECK(got.facts.original_msg_id == msg_id);
+    CHECK(got.facts.apprec_status == "1");
+    CHECK(got.facts.msg_id == broker::xml::thread_validator().validate(*apprec).facts.msg_id);
+    CHECK(x.env.get("/Messages/" + apprec_broker_id + "/business-document").body == *apprec);
 }

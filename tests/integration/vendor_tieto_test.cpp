@@ -2,8 +2,9 @@
 // application/xml, over HTTPS with the instance's client certificate — to a real HTTPS server that
 // checks client certificates (testing::https_receiver; CA, server and client certificates made at
 // test time with the OpenSSL API). Tieto answers 202 and later sends its AppRec as a MsgHead/AppRec
-// message to the broker's POST /Messages. Also: Tieto down, Tieto answering garbage, a client
-// certificate Tieto does not trust. No sleeps.
+// message to the broker's POST /Messages. Also: Tieto down, Tieto answering garbage, 5xx retried
+// and 4xx dead-lettered, a client certificate Tieto does not trust, a message type Tieto does not
+// take (one message and a rule), and two municipalities each with its own certificate. No sleeps.
 #include "broker_env.hpp"
 
 #include "https_receiver.hpp"
@@ -155,4 +156,140 @@ TEST_CASE("tieto: a client certificate Tieto does not trust: the handshake fails
     CHECK_FALSE(str(st, "lastError").empty());
     CHECK(x.tieto->wait_for_handshake_failures(1, 5s));
     CHECK(x.tieto->request_count() == 0);
+}
+
+TEST_CASE("tieto: 5xx is retried, 4xx is permanent (dead letter at once), both with the reason in the status",
+          "[integration][vendor][tieto]") {
+    tieto_env x;
+    SECTION("503, then 202: retried until delivered") {
+        x.tieto->respond_with(503, "<html>maintenance</html>");
+        auto r = x.env.post_xml(dialog_message("e1000000-0000-4000-8000-000000000005"));
+        REQUIRE(r.status == 201);
+        std::string id = str(json_of(r), "id");
+        auto st = x.env.status(id, "failed");
+        CHECK(str(st, "lastError").find("http 503") != std::string::npos);
+        CHECK(has_transition(st, "failed", "attempt 1: http 503"));
+        x.tieto->respond_with(202);
+        st = x.env.status(id, "delivered");
+        CHECK(str(st, "state") == "delivered");
+        CHECK(st.at("attempts").as_int64() >= 2);
+    }
+    SECTION("422: Tieto refuses the content for good") {
+        x.tieto->respond_with(422, "<error>schema</error>");
+        auto r = x.env.post_xml(dialog_message("e1000000-0000-4000-8000-000000000006"));
+        REQUIRE(r.status == 201);
+        std::string id = str(json_of(r), "id");
+        auto st = x.env.status(id, "dead");
+        CHECK(str(st, "state") == "dead");
+        CHECK(str(st, "lastError") == "permanent failure: http 422");
+        CHECK(x.tieto->request_count() == 1);  // not retried
+    }
+}
+
+TEST_CASE("tieto: a Dialogmelding 1.0 goes as it is (Tieto speaks 1.0 and 1.1, no conversion)",
+          "[integration][vendor][tieto]") {
+    tieto_env x;
+    std::string doc = replace_all(dialog_message("e1000000-0000-4000-8000-000000000007"),
+                                  "http://www.kith.no/xmlstds/dialog/2013-01-23",
+                                  "http://www.kith.no/xmlstds/dialog/2006-10-11");
+    REQUIRE(broker::xml::thread_validator().validate(doc).v == broker::xml::verdict::valid);
+    auto r = x.env.post_xml(doc);
+    REQUIRE(r.status == 201);
+    CHECK(str(x.env.status(str(json_of(r), "id"), "delivered"), "state") == "delivered");
+    auto reqs = x.tieto->requests();
+    REQUIRE(reqs.size() == 1);
+    CHECK(reqs[0].body == doc);
+}
+
+TEST_CASE("tieto: a message type Tieto does not take: refused for one message (T10 + AppRec), and a rule "
+          "for it refused when the rules load",
+          "[integration][vendor][tieto]") {
+    SECTION("one message") {
+        tieto_env x;
+        // Valid MsgHead, but a message function outside Tieto's DIALOG_* / APPREC.
+        std::string doc = replace_all(dialog_message("e1000000-0000-4000-8000-000000000008"),
+                                      R"(<Type V="DIALOG_INNBYGGER_EKONTAKT" DN="Dialog med innbygger - eKontakt"/>)",
+                                      R"(<Type V="EPIKRISE" DN="Epikrise"/>)");
+        REQUIRE(broker::xml::thread_validator().validate(doc).v == broker::xml::verdict::valid);
+        auto r = x.env.post_xml(doc);
+        CHECK(r.status == 400);
+        auto o = json_of(r);
+        CHECK(str(o.at("error").as_object(), "code") == "T10");
+        CHECK(str(o.at("error").as_object(), "message").find("adapter 'tieto-oslo' (tieto) does not take EPIKRISE") !=
+              std::string::npos);
+        std::string apprec_id = str(o, "appRecId");
+        REQUIRE(!apprec_id.empty());
+        auto ap = broker::xml::thread_validator().validate(x.env.get("/Messages/" + apprec_id + "/business-document").body);
+        CHECK(ap.facts.apprec_status == "2");
+        REQUIRE(ap.facts.apprec_errors.size() == 1);
+        CHECK(ap.facts.apprec_errors[0].code == "T10");
+        CHECK(ap.facts.original_msg_id == "e1000000-0000-4000-8000-000000000008");
+        CHECK(str(x.env.status(str(o, "id")), "state") == "rejected");
+        CHECK(x.tieto->request_count() == 0);
+    }
+    SECTION("a rule") {
+        temp_dir dir;
+        auto p = pki::generate(dir.path() / "pki", "edibroker-oslo");
+        std::string rules = replace_all(tieto_rules("https://127.0.0.1:1/gerica/messages", p, p),
+                                        "<match receiver-or-ancestor=\"9100100\"/>",
+                                        "<match receiver-or-ancestor=\"9100100\" type=\"EPIKRISE\"/>");
+        write_file(dir.path() / "rules/rules.xml", rules);
+        write_file(dir.path() / "registry.xml", test_registry());
+        auto cfg = broker::default_config();
+        cfg.listen = "127.0.0.1:0";
+        cfg.data_dir = (dir.path() / "data").string();
+        cfg.rules_dir = (dir.path() / "rules").string();
+        cfg.registry_file = (dir.path() / "registry.xml").string();
+        cfg.log_level = "off";
+        auto s = broker::make_server(cfg);
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().where().find("rule 'oslo-tieto' sends type 'EPIKRISE' to adapter 'tieto-oslo', which does "
+                                     "not accept that message type") != std::string::npos);
+        CHECK(s.error().file.find("rules.xml") != std::string::npos);
+    }
+}
+
+TEST_CASE("tieto: each municipality's instance presents its own client certificate to its own Tieto",
+          "[integration][vendor][tieto]") {
+    temp_dir pki_dir;
+    auto oslo_pki = pki::generate(pki_dir.path() / "oslo", "edibroker-oslo");
+    auto bergen_pki = pki::generate(pki_dir.path() / "bergen", "edibroker-bergen");
+    https_receiver oslo(oslo_pki), bergen(bergen_pki);  // each trusts only its own CA
+    oslo.respond_with(202);
+    bergen.respond_with(200);
+    auto instance = [](const std::string& name, const std::string& url, const pki::files& p) {
+        return "  <adapter name=\"" + name + "\" type=\"tieto\">\n    <option name=\"url\" value=\"" + url +
+               "\"/>\n    <option name=\"ca-file\" value=\"" + p.ca_cert.string() +
+               "\"/>\n    <option name=\"client-cert\" value=\"" + p.client_cert.string() +
+               "\"/>\n    <option name=\"client-key\" value=\"" + p.client_key.string() + "\"/>\n  </adapter>\n";
+    };
+    std::string rules = R"(<routing-rules xmlns="urn:edibroker:routing-rules:1">
+  <adapter name="portal-inbox" type="pull"/>
+)" + instance("tieto-oslo", oslo.url("/gerica/messages"), oslo_pki) +
+                        instance("tieto-bergen", bergen.url("/lifecare/in"), bergen_pki) + R"(
+  <rule id="oslo" priority="100"><match receiver-or-ancestor="9100100"/><deliver adapter="tieto-oslo"/></rule>
+  <rule id="bergen" priority="100"><match receiver-or-ancestor="9100200"/><deliver adapter="tieto-bergen"/></rule>
+  <rule id="portal" priority="100"><match receiver-or-ancestor="115851"/><deliver adapter="portal-inbox"/></rule>
+</routing-rules>
+)";
+    broker_env env{[&](const std::string&) { return rules; }};
+    std::string to_oslo = dialog_message("e1000000-0000-4000-8000-000000000009");
+    std::string to_bergen = replace_all(replace_all(dialog_message("e1000000-0000-4000-8000-00000000000a"),
+                                                    "<Id>9100110</Id>", "<Id>" + her::bergen_home_care + "</Id>"),
+                                        "<Id>9100100</Id>", "<Id>" + her::bergen_org + "</Id>");
+    auto ro = env.post_xml(to_oslo);
+    auto rb = env.post_xml(to_bergen);
+    REQUIRE(ro.status == 201);
+    REQUIRE(rb.status == 201);
+    CHECK(str(env.status(str(json_of(ro), "id"), "delivered"), "adapter") == "tieto-oslo");
+    CHECK(str(env.status(str(json_of(rb), "id"), "delivered"), "adapter") == "tieto-bergen");
+    auto o = oslo.requests();
+    auto b = bergen.requests();
+    REQUIRE(o.size() == 1);
+    REQUIRE(b.size() == 1);
+    CHECK(o[0].client_cn == "edibroker-oslo");
+    CHECK(o[0].body == to_oslo);
+    CHECK(b[0].client_cn == "edibroker-bergen");
+    CHECK(b[0].target == "/lifecare/in");
+    CHECK(b[0].body == to_bergen);
 }

@@ -3,7 +3,8 @@
 // (fork/exec of /bin/sh: cp to a hidden name, then mv into in/). A Dialogmelding 1.1 from the portal
 // lands in out/ as 1.0; the EPJ's AppRec 1.0 and its own Dialogmelding 1.0 come back through in/;
 // the portal's AppRec goes out converted 1.1 -> 1.0. Also: a Dialogmelding 1.1 that 1.0 cannot
-// carry (refused with T10 and an AppRec), garbage in in/, and an out/ folder that is gone.
+// carry (refused with T10 and an AppRec), garbage in in/, an out/ folder that is gone, and a
+// message type Visma does not take (one message, and a rule refused when the rules load).
 // Waits: waitForState on the status endpoint, inotify + poll() with a deadline for files.
 #include "broker_env.hpp"
 
@@ -108,6 +109,15 @@ std::string swap_parties(std::string s) {
     sender = replace_all(replace_all(sender, "<Sender>", "<Receiver>"), "</Sender>", "</Receiver>");
     receiver = replace_all(replace_all(receiver, "<Receiver>", "<Sender>"), "</Receiver>", "</Sender>");
     return s.substr(0, sb) + receiver + s.substr(se, rb - se) + sender + s.substr(re);
+}
+
+bool has_transition(const json::object& st, const std::string& state, const std::string& detail_part) {
+    for (auto& t : st.at("transitions").as_array()) {
+        auto& o = t.as_object();
+        if (str(o, "state") == state && str(o, "detail").find(detail_part) != std::string::npos)
+            return true;
+    }
+    return false;
 }
 
 } // namespace
@@ -237,7 +247,56 @@ TEST_CASE("visma: an out/ folder that is gone: retried, visible in the status, d
     CHECK(str(st, "state") == "failed");
     CHECK(str(st, "lastError").find("out folder") != std::string::npos);
     CHECK(str(st, "lastError").find("does not exist") != std::string::npos);
+    CHECK(has_transition(st, "failed", "attempt 1: out folder "));
     fs::rename(x.root / "out.unmounted", x.root / "out");
-    CHECK(str(x.env.status(id, "delivered"), "state") == "delivered");
+    st = x.env.status(id, "delivered");
+    CHECK(str(st, "state") == "delivered");
+    CHECK(st.at("attempts").as_int64() >= 2);
+    CHECK(has_transition(st, "delivered", "delivered by visma-oslo: written to out/" + msg_id + ".xml"));
     CHECK(fs::exists(x.root / "out" / (msg_id + ".xml")));
+}
+
+TEST_CASE("visma: a message type Visma does not take: refused for one message (T10 + AppRec), and a rule "
+          "for it refused when the rules load",
+          "[integration][vendor][visma]") {
+    SECTION("one message") {
+        visma_env x;
+        const std::string msg_id = "f1000000-0000-4000-8000-000000000004";
+        std::string doc = replace_all(dialog_message(msg_id),
+                                      R"(<Type V="DIALOG_INNBYGGER_EKONTAKT" DN="Dialog med innbygger - eKontakt"/>)",
+                                      R"(<Type V="EPIKRISE" DN="Epikrise"/>)");
+        REQUIRE(broker::xml::thread_validator().validate(doc).v == broker::xml::verdict::valid);
+        auto r = x.env.post_xml(doc);
+        CHECK(r.status == 400);
+        auto o = json_of(r);
+        CHECK(str(o.at("error").as_object(), "code") == "T10");
+        CHECK(str(o.at("error").as_object(), "message").find("adapter 'visma-oslo' (visma) does not take EPIKRISE") !=
+              std::string::npos);
+        std::string apprec_id = str(o, "appRecId");
+        REQUIRE(!apprec_id.empty());
+        auto ap = broker::xml::thread_validator().validate(x.env.get("/Messages/" + apprec_id + "/business-document").body);
+        CHECK(ap.facts.apprec_status == "2");
+        REQUIRE(ap.facts.apprec_errors.size() == 1);
+        CHECK(ap.facts.apprec_errors[0].code == "T10");
+        CHECK(str(x.env.status(str(o, "id")), "state") == "rejected");
+        CHECK_FALSE(fs::exists(x.root / "out" / (msg_id + ".xml")));
+    }
+    SECTION("a rule") {
+        temp_dir dir;
+        write_file(dir.path() / "rules/rules.xml",
+                   replace_all(visma_rules, "<match receiver-or-ancestor=\"9100100\"/>",
+                               "<match receiver-or-ancestor=\"9100100\" type=\"EPIKRISE\"/>"));
+        write_file(dir.path() / "registry.xml", test_registry());
+        auto cfg = broker::default_config();
+        cfg.listen = "127.0.0.1:0";
+        cfg.data_dir = (dir.path() / "data").string();
+        cfg.rules_dir = (dir.path() / "rules").string();
+        cfg.registry_file = (dir.path() / "registry.xml").string();
+        cfg.log_level = "off";
+        auto s = broker::make_server(cfg);
+        REQUIRE_FALSE(s.has_value());
+        CHECK(s.error().where().find("rule 'oslo-visma' sends type 'EPIKRISE' to adapter 'visma-oslo', which does "
+                                     "not accept that message type") != std::string::npos);
+        CHECK(s.error().file.find("rules.xml") != std::string::npos);
+    }
 }

@@ -39,6 +39,24 @@ struct config {
     int retention_interval_ms = 60000;       ///< retention-interval-ms: how often retention runs
     int retention_batch = 200;               ///< retention-batch: most messages deleted per write operation
 
+    // Digihelse visit notifications and read notices (issue 6, broker/src/digihelse/notify*).
+    std::string smtp_url;                    ///< smtp-url: smtp://host:port or smtps://... ("" = no e-mail)
+    std::string smtp_from = "ikke-svar@edibroker.invalid"; ///< smtp-from: envelope and From: address
+    std::string smtp_user;                   ///< smtp-user: SMTP AUTH user ("" = no AUTH)
+    std::string smtp_password;               ///< smtp-password
+    std::string smtp_tls = "required";       ///< smtp-tls: STARTTLS on smtp://: required | try | none
+    std::string sms_gateway_url;             ///< sms-gateway-url: HTTP(S) URL of the SMS gateway ("" = no SMS)
+    std::string sms_gateway_token;           ///< sms-gateway-token: sent as "Authorization: Bearer ..." ("" = none)
+    std::string sms_sender = "Helse";        ///< sms-sender: sender name shown on the phone
+    std::string notify_language = "nb";      ///< notify-language: nb | en (text of the notifications)
+    int notify_retry_base_ms = 5000;         ///< notify-retry-base-ms: first retry delay (doubles per attempt)
+    int notify_retry_max_ms = 600000;        ///< notify-retry-max-ms: longest retry delay
+    int notify_max_attempts = 8;             ///< notify-max-attempts: attempts before a notification is 'failed'
+    int notify_timeout_ms = 15000;           ///< notify-timeout-ms: bound of one SMTP or SMS request
+    int notify_scan_ms = 1000;               ///< notify-scan-ms: how often due retries are looked up
+    std::string consents_file;               ///< consents-file: JSON consents imported at start ("" = none)
+    std::string read_notice_her_ids;         ///< read-notice-her-ids: senders (the portal) that get read notices, comma-separated ("" = off)
+
     std::string source;  ///< where the config came from (file path or "defaults")
 };
 

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace broker::store {
@@ -163,6 +164,11 @@ struct party {
     bool can_receive() const { return active && (type == "service" || type == "person"); }
 };
 
+/// A value bound to, or read from, a statement on a feature's own tables (sql_exec/sql_query):
+/// NULL, an integer or text.
+using sql_value = std::variant<std::monostate, std::int64_t, std::string>;
+using sql_row = std::vector<sql_value>;
+
 /// The writer-side API, valid only inside a write operation (on the writer thread, inside the
 /// group transaction). Each operation runs in its own SAVEPOINT: if it returns an error, its
 /// changes are rolled back and the others in the batch still commit.
@@ -181,7 +187,10 @@ public:
     virtual result<void> add_transition(std::string_view id, std::string_view state, std::string_view detail) = 0;
     virtual result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
                                       std::string_view last_error) = 0;
-    virtual result<void> set_delivered(std::string_view id, std::string_view transport_state) = 0;
+    /// Record a successful delivery. 'attempts' is the number of the attempt that succeeded (so
+    /// the status counts every attempt, the successful one included); 0 for a pick-up by the
+    /// receiver (pull), which is no delivery attempt of the broker's.
+    virtual result<void> set_delivered(std::string_view id, std::string_view transport_state, int attempts) = 0;
     /// Record the read receipt (read_at/read_by + a 'read' transition). A message in state
     /// delivered or waiting moves to 'read'; one that already has an AppRec keeps that state.
     virtual result<void> set_read(std::string_view id, std::string_view her_id) = 0;
@@ -197,6 +206,14 @@ public:
     virtual result<int> prune(std::string_view rule, millis before, int limit) {
         (void)rule, (void)before, (void)limit;
         return error("store.unsupported", "this store cannot prune");
+    }
+    /// Features with tables of their own (migrations in schema.cpp; e.g. the Digihelse consents
+    /// and notifications, issue 6) run their statements here, inside the group transaction.
+    /// Parameters bind as ?1, ?2, ...; the statement is prepared once per SQL text. Returns the
+    /// number of rows changed. Never for the messages table: use the operations above.
+    virtual result<std::int64_t> sql_exec(std::string_view sql, const std::vector<sql_value>& params) {
+        (void)sql, (void)params;
+        return error("store.unsupported", "this store cannot run feature statements");
     }
 };
 
@@ -225,6 +242,12 @@ public:
     /// The distinct rule ids stored messages carry (retention walks them), without "".
     virtual result<std::vector<std::string>> stored_rules() {
         return error("store.unsupported", "this store cannot list rules");
+    }
+    /// The read side of write_txn::sql_exec: run a SELECT on a feature's own tables and return
+    /// every row (columns in SELECT order). Prepared once per SQL text on this reader.
+    virtual result<std::vector<sql_row>> sql_query(std::string_view sql, const std::vector<sql_value>& params) {
+        (void)sql, (void)params;
+        return error("store.unsupported", "this store cannot run feature queries");
     }
 };
 

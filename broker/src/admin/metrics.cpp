@@ -39,7 +39,7 @@ void metrics::intake(std::string_view state, std::string_view rule, std::string_
                      std::string_view code) {
     std::lock_guard lk(mu_);
     if (state == store::state::rejected)
-        ++rejected_[std::string(code.empty() ? "unknown" : code)];
+        ++rejected_[{std::string(rule), std::string(adapter), std::string(code.empty() ? "unknown" : code)}];
     else if (state == store::state::unroutable)
         ++unroutable_;
     else
@@ -72,7 +72,7 @@ void metrics::delivery(std::string_view outcome, std::string_view rule, std::str
 std::string metrics::render(store::store& st, std::size_t parties, std::size_t rules) const {
     std::ostringstream o;
     std::map<key, route_counters> routes;
-    std::map<std::string, std::uint64_t> rejected;
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> rejected;
     std::uint64_t unroutable;
     {
         std::lock_guard lk(mu_);
@@ -96,9 +96,11 @@ std::string metrics::render(store::store& st, std::size_t parties, std::size_t r
               &route_counters::retries);
     per_route("edibroker_messages_dead_total", "Messages given up (permanent failure or attempts exhausted).",
               &route_counters::dead);
-    head(o, "edibroker_messages_rejected_total", "counter", "Messages rejected at intake, per error code.");
-    for (auto& [code, n] : rejected)
-        o << "edibroker_messages_rejected_total{code=\"" << esc(code) << "\"} " << n << '\n';
+    head(o, "edibroker_messages_rejected_total", "counter",
+         "Messages rejected at intake, per route and adapter (empty when refused before routing) and error code.");
+    for (auto& [k, n] : rejected)
+        o << "edibroker_messages_rejected_total{" << labels({std::get<0>(k), std::get<1>(k)}) << ",code=\""
+          << esc(std::get<2>(k)) << "\"} " << n << '\n';
     head(o, "edibroker_messages_unroutable_total", "counter", "Valid messages no routing rule matched.");
     o << "edibroker_messages_unroutable_total " << unroutable << '\n';
 

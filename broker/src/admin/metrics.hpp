@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 namespace broker::admin {
@@ -44,7 +45,7 @@ private:
 
     mutable std::mutex mu_;
     std::map<key, route_counters> routes_;
-    std::map<std::string, std::uint64_t> rejected_;  // by code
+    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> rejected_;  // rule, adapter, code
     std::uint64_t unroutable_ = 0;
     std::atomic<std::uint64_t> pruned_{0}, reloads_ok_{0}, reloads_failed_{0};
 };

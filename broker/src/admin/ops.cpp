@@ -363,9 +363,18 @@ json::object party_detail(const routing::address_registry& reg, const store::par
 std::vector<const store::party*> search_parties(const routing::address_registry& reg, std::string_view text) {
     std::vector<const store::party*> out;
     const std::string needle = lower(text);
-    for (auto& [her, p] : reg.all()) {
+    auto matches = [&](const store::party& p) {
         for (const std::string* field : {&p.her_id, &p.name, &p.org_number, &p.municipality, &p.edi_address, &p.adapter})
-            if (lower(*field).find(needle) != std::string::npos) {
+            if (lower(*field).find(needle) != std::string::npos)
+                return true;
+        return false;
+    };
+    for (auto& [her, p] : reg.all()) {
+        // A party matches on its own fields or on an ancestor's ("oslo" finds every service and
+        // person under "Oslo kommune"). The walk up is bounded: a registry may hold a cycle.
+        const store::party* q = &p;
+        for (int depth = 0; q && depth < 16; ++depth, q = q->parent_her_id.empty() ? nullptr : reg.find(q->parent_her_id))
+            if (matches(*q)) {
                 out.push_back(&p);
                 break;
             }

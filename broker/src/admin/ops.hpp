@@ -53,7 +53,8 @@ result<std::optional<boost::json::object>> message_detail(store::reader& rd, std
 boost::json::object party_json(const store::party& p);
 boost::json::object party_detail(const routing::address_registry& reg, const store::party& p);
 /// Case-insensitive substring search over HER-id, name, organisation number, municipality, EDI
-/// address and adapter.
+/// address and adapter, of the party or of any of its ancestors ("oslo" finds the parties under
+/// "Oslo kommune").
 std::vector<const store::party*> search_parties(const routing::address_registry& reg, std::string_view text);
 
 /// The rules (in the order they are tried) and adapter instances in force.

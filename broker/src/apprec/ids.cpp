@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,15 +14,19 @@
 
 namespace broker::apprec {
 
-std::string new_uuid() {
+namespace {
+
+std::array<unsigned char, 16> random_bytes() {
     std::array<unsigned char, 16> b{};
     if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
         // The CSPRNG failing is an environment failure we cannot work around (style rule 8).
         log::error("apprec.rand-failed", {{"what", "RAND_bytes"}});
         std::abort();
     }
-    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
-    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    return b;
+}
+
+std::string uuid_text(const std::array<unsigned char, 16>& b) {
     static constexpr char hex[] = "0123456789abcdef";
     std::string out;
     out.reserve(36);
@@ -32,6 +37,27 @@ std::string new_uuid() {
         out += hex[b[i] & 0x0f];
     }
     return out;
+}
+
+} // namespace
+
+std::string new_uuid() {
+    std::array<unsigned char, 16> b = random_bytes();
+    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    return uuid_text(b);
+}
+
+std::string new_time_ordered_uuid() {
+    std::array<unsigned char, 16> b = random_bytes();
+    const auto ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    for (int i = 0; i < 6; ++i)
+        b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
+    b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);  // version 7
+    b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    return uuid_text(b);
 }
 
 std::string now_datetime() {

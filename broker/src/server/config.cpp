@@ -91,6 +91,43 @@ result<void> set_config_value(config& c, const std::string& key, const std::stri
     if (key == "retention-days") return parse_number(key, v, c.retention_days, 0, 36500);
     if (key == "retention-interval-ms") return parse_number(key, v, c.retention_interval_ms, 10, 86400000);
     if (key == "retention-batch") return parse_number(key, v, c.retention_batch, 1, 100000);
+    // Digihelse visit notifications and read notices (issue 6).
+    if (key == "smtp-url") {
+        if (!v.empty() && v.rfind("smtp://", 0) != 0 && v.rfind("smtps://", 0) != 0)
+            return error{"config.invalid", "'smtp-url' must start with smtp:// or smtps://"};
+        c.smtp_url = v;
+        return {};
+    }
+    if (key == "smtp-from") { c.smtp_from = v; return {}; }
+    if (key == "smtp-user") { c.smtp_user = v; return {}; }
+    if (key == "smtp-password") { c.smtp_password = v; return {}; }
+    if (key == "smtp-tls") {
+        if (v != "required" && v != "try" && v != "none")
+            return error{"config.invalid", "'smtp-tls' must be required, try or none, got '" + v + "'"};
+        c.smtp_tls = v;
+        return {};
+    }
+    if (key == "sms-gateway-url") {
+        if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+            return error{"config.invalid", "'sms-gateway-url' must start with http:// or https://"};
+        c.sms_gateway_url = v;
+        return {};
+    }
+    if (key == "sms-gateway-token") { c.sms_gateway_token = v; return {}; }
+    if (key == "sms-sender") { c.sms_sender = v; return {}; }
+    if (key == "notify-language") {
+        if (v != "nb" && v != "en")
+            return error{"config.invalid", "'notify-language' must be nb or en, got '" + v + "'"};
+        c.notify_language = v;
+        return {};
+    }
+    if (key == "notify-retry-base-ms") return parse_number(key, v, c.notify_retry_base_ms, 1, 86400000);
+    if (key == "notify-retry-max-ms") return parse_number(key, v, c.notify_retry_max_ms, 1, 86400000);
+    if (key == "notify-max-attempts") return parse_number(key, v, c.notify_max_attempts, 1, 1000);
+    if (key == "notify-timeout-ms") return parse_number(key, v, c.notify_timeout_ms, 100, 600000);
+    if (key == "notify-scan-ms") return parse_number(key, v, c.notify_scan_ms, 10, 3600000);
+    if (key == "consents-file") { c.consents_file = v; return {}; }
+    if (key == "read-notice-her-ids") { c.read_notice_her_ids = v; return {}; }
     return error{"config.invalid", "unknown key '" + key + "'"};
 }
 
@@ -113,7 +150,8 @@ result<config> load_config_file(const std::string& path, config c) {
         std::string key = trim(t.substr(0, eq));
         std::string value = trim(t.substr(eq + 1));
         // Relative paths in a config file are relative to the file's folder.
-        if ((key == "data-dir" || key == "rules-dir" || key == "registry" || key == "schemas-dir") &&
+        if ((key == "data-dir" || key == "rules-dir" || key == "registry" || key == "schemas-dir" ||
+             key == "consents-file") &&
             !value.empty() && value[0] != '/') {
             auto slash = path.rfind('/');
             if (slash != std::string::npos)

@@ -5,6 +5,7 @@
 
 #include "broker/apprec.hpp"
 #include "broker/log.hpp"
+#include "digihelse/digihelse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
@@ -269,8 +270,8 @@ struct intake_plan {
     std::string link_errors;
     std::string link_state;
     // To deliver after commit.
-    std::vector<std::tuple<std::string, std::string, std::string, message_facts, std::shared_ptr<const std::string>>>
-        deliveries;  // id, adapter, rule, facts, document
+    std::vector<pending_delivery> deliveries;
+    store::write_op digihelse;  // Digihelse table writes (issue 6), for an accepted message
 };
 
 } // namespace
@@ -281,7 +282,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     auto rs = routing();
 
     intake_plan p;
-    p.msg.id = apprec::new_uuid();
+    p.msg.id = apprec::new_time_ordered_uuid();  // row ids in insertion order: see new_time_ordered_uuid
     p.msg.facts = vr.facts;
     p.msg.raw = *doc;
     p.msg.content_type = "application/xml";
@@ -290,10 +291,12 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
 
     json::object answer;
     int status = 201;
+    std::string refused_rule, refused_adapter;  // the route of a message its adapter refused (metrics)
 
     // Reject 'p.msg' with 'code'. A rejection AppRec goes back to the sender where the sender can
     // be identified and the message is not itself an AppRec (never an AppRec on an AppRec).
-    auto reject = [&](std::string code, std::string message, const json::array* details) {
+    auto reject = [&](std::string code, std::string message, const json::array* details,
+                      bool reason_in_apprec = false) {
         p.msg.state = store::state::rejected;
         p.msg.initial_states = {store::state::received, store::state::rejected};
         p.msg.error_code = code;
@@ -311,7 +314,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
         bool can_answer = !f.is_apprec() && !f.msg_id.empty() && !f.sender.lowest_her().empty() && is_8221;
         if (!can_answer)
             return;
-        apprec_error_entry e{code, apprec::error_dn(code), oid::apprec_error, ""};
+        apprec_error_entry e{code, apprec::error_dn(code), oid::apprec_error, reason_in_apprec ? message : ""};
         std::string ap_id = apprec::new_uuid();
         // Route the AppRec first: the rule that carries it decides its version.
         message_facts af = apprec_facts(f, cfg_.default_apprec_version, ap_id, "2", {e});
@@ -333,7 +336,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
             return;
         }
         store::new_message a;
-        a.id = apprec::new_uuid();
+        a.id = apprec::new_time_ordered_uuid();
         a.facts = af;
         a.raw = *xml;
         a.content_type = "application/xml";
@@ -401,6 +404,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
             reject("E21", d.reason, nullptr);
         } else {
             if (orig) {
+                p.digihelse = digihelse::on_apprec(*orig, f);  // a cancellation's outcome (issue 6)
                 p.msg.original_id = orig->id;
                 p.link_original = orig->id;
                 p.link_status = status_name_of(f.apprec_status);
@@ -426,7 +430,13 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
                 answer["warning"] = "no original message with MsgId " + f.original_msg_id + " from " +
                                     f.receiver.lowest_her() + " is known; the AppRec is routed on its own";
         }
+    } else if (auto dh = digihelse::check_intake(f, *doc, p.msg.id, store_.thread_reader(), rs->registry); !dh) {
+        // Digihelse (issue 6): the portal's rules on citizen dialogue, threading, appointments.
+        reject(dh.error().code, dh.error().message, nullptr, true);
     } else {
+        p.digihelse = std::move(dh->write);
+        if (!dh->warning.empty())
+            answer["warning"] = dh->warning;
         routing::decision d = routing::route(rs->rules, rs->registry, f);
         adapter* a = d.k == routing::decision::kind::routed ? find_adapter(d.adapter) : nullptr;
         if (d.k == routing::decision::kind::unknown_receiver || d.k == routing::decision::kind::cannot_receive) {
@@ -435,6 +445,8 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
                    !take) {
             reject(take.error().code, "route '" + (d.matched ? d.matched->id : std::string()) + "': " + take.error().message,
                    nullptr);
+            refused_rule = d.matched ? d.matched->id : "";
+            refused_adapter = d.adapter;
         } else {
             if (d.k == routing::decision::kind::routed && a) {
                 p.msg.state = store::state::routed;
@@ -469,6 +481,11 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     std::string link_original = p.link_original;
     std::string state_for_metrics = p.msg.state, rule_for_metrics = p.msg.rule, adapter_for_metrics = p.msg.adapter,
                 code_for_metrics = p.msg.error_code;
+    if (rule_for_metrics.empty() && adapter_for_metrics.empty()) {
+        rule_for_metrics = refused_rule;
+        adapter_for_metrics = refused_adapter;
+    }
+    message_facts facts_for_listeners = listeners_.empty() ? message_facts{} : f;  // 'f' goes with p
     // The operation is a named local, not a temporary inside the co_await expression: GCC 12
     // destroys lambda temporaries with moved-in captures twice in that position.
     store::write_op op = [p = std::move(p), outcome](store::write_txn& t) mutable -> result<void> {
@@ -489,11 +506,21 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
                     if (auto e = t.set_state(p.link_original, p.link_state, "AppRec " + p.msg.id); !e)
                         return e.error();
             }
+            if (p.digihelse && p.msg.state != std::string_view(store::state::rejected))
+                if (auto e = p.digihelse(t); !e)
+                    return e.error();
             return {};
         };
+    // Claim the deliveries before the commit: once the message is on disk the scanner may find
+    // it 'routed' and deliver it; without the claim this coroutine would deliver it a second time
+    // when it resumes (seen under load by the benchmark's receiver). Beyond max_in_flight nothing
+    // is claimed and the scanner hands the message over later.
+    std::vector<bool> claimed = claim(deliveries);
     auto r = co_await store_write(store_, std::move(op));
 
     intake_answer out;
+    if (!r || outcome->duplicate)
+        release(deliveries, claimed);
     if (!r) {
         log::warn("intake.store-failed", {{"code", r.error().code}, {"reason", r.error().message}});
         out.status = 503;
@@ -523,8 +550,13 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
         notify(link_original);
     if (observer_)
         observer_->intake(state_for_metrics, rule_for_metrics, adapter_for_metrics, code_for_metrics);
-    for (auto& [id, adapter_name, rule, facts, document] : deliveries)
-        dispatch(job{id, adapter_name, rule, 1, facts, document, store::now_ms()});
+    for (auto* l : listeners_)
+        l->stored(out.id, facts_for_listeners, doc, state_for_metrics);
+    for (std::size_t i = 0; i < deliveries.size(); ++i)
+        if (claimed[i]) {
+            auto& [id, adapter_name, rule, facts, document] = deliveries[i];
+            dispatch(job{id, adapter_name, rule, 1, facts, document, store::now_ms(), true});
+        }
     co_return out;
 }
 
@@ -669,6 +701,8 @@ asio::awaitable<intake_answer> engine::mark_read(std::string id, std::string her
     }
     notify(id);
     log::info("read", {{"id", id}, {"her", her_id}});
+    for (auto* l : listeners_)
+        l->read(m, her_id);
     out.status = 204;
     co_return out;
 }
@@ -681,7 +715,7 @@ asio::awaitable<void> engine::fetched(std::string id) {
             return ch.error();
         *changed = *ch;
         if (*ch)
-            return t.set_delivered(id, "Acknowledged");
+            return t.set_delivered(id, "Acknowledged", 0);  // picked up: no attempt of ours
         return {};
     };
     auto r = co_await store_write(store_, std::move(op));
@@ -733,16 +767,21 @@ asio::awaitable<intake_answer> engine::resend(std::string id) {
     };
     {
         // Not while a delivery of it is under way: its result would overwrite the new state.
+        // Claimed now, so that the scanner does not deliver it as well once it is 'routed'.
         std::lock_guard lk(mu_);
         if (in_flight_.count(id))
             co_return fail(409, "resend.in-flight", "message " + id + " is being delivered right now; try again");
+        in_flight_.insert(id);
     }
     auto r = co_await store_write(store_, std::move(op));
-    if (!r)
+    if (!r) {
+        std::lock_guard lk(mu_);
+        in_flight_.erase(id);
         co_return fail(503, r.error().code, r.error().message);
+    }
     log::info("resend", {{"id", id}, {"rule", rule}, {"adapter", adapter_name}});
     notify(id);
-    dispatch(job{id, adapter_name, rule, 1, vr.facts, doc, (*row)->received_at});
+    dispatch(job{id, adapter_name, rule, 1, vr.facts, doc, (*row)->received_at, true});
     json::object o;
     o["id"] = id;
     o["state"] = store::state::routed;
@@ -815,8 +854,27 @@ store::millis engine::backoff(int attempt) const {
     return static_cast<store::millis>(d * jitter(rng));
 }
 
+std::vector<bool> engine::claim(const std::vector<pending_delivery>& ds) {
+    std::vector<bool> out(ds.size(), false);
+    std::lock_guard lk(mu_);
+    for (std::size_t i = 0; i < ds.size(); ++i) {
+        if (in_flight_.size() >= max_in_flight)
+            break;
+        out[i] = in_flight_.insert(std::get<0>(ds[i])).second;
+    }
+    return out;
+}
+
+void engine::release(const std::vector<pending_delivery>& ds, std::vector<bool>& claimed) {
+    std::lock_guard lk(mu_);
+    for (std::size_t i = 0; i < ds.size(); ++i)
+        if (claimed[i]) {
+            in_flight_.erase(std::get<0>(ds[i]));
+            claimed[i] = false;
+        }
+}
+
 void engine::dispatch(job j) {
-    constexpr std::size_t max_in_flight = 8192;
     std::shared_ptr<adapter> a;
     std::map<std::string, std::string> options;
     {
@@ -880,8 +938,8 @@ void engine::on_result(job j, delivery_result r) {
     switch (r.o) {
     case o::delivered:
         what = "delivered";
-        op = [id, detail, a = j.adapter](store::write_txn& t) -> result<void> {
-            if (auto e = t.set_delivered(id, "Acknowledged"); !e)
+        op = [id, detail, a = j.adapter, attempt = j.attempt](store::write_txn& t) -> result<void> {
+            if (auto e = t.set_delivered(id, "Acknowledged", attempt); !e)
                 return e.error();
             auto ch = t.set_state_if(id, store::state::delivered, {store::state::routed, store::state::failed},
                                      "delivered by " + a + (detail.empty() ? "" : ": " + detail));

@@ -20,6 +20,8 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace broker {
 
@@ -56,6 +58,23 @@ public:
     virtual void delivery(std::string_view outcome, std::string_view rule, std::string_view adapter,
                           store::millis latency_ms) = 0;
 };
+
+/// Told what the engine committed, for features that act on it (issue 6: visit notifications and
+/// read notices, broker/src/digihelse/notify*). Called on I/O threads after the commit; must be
+/// cheap, never block and never throw.
+class message_listener {
+public:
+    virtual ~message_listener() = default;
+    /// Intake stored a new message (not a duplicate) in 'state' (routed, unroutable, rejected).
+    virtual void stored(const std::string& id, const message_facts& f,
+                        const std::shared_ptr<const std::string>& document, std::string_view state) = 0;
+    /// A first read receipt was recorded for 'm' (the row as it was before) by 'her_id'.
+    virtual void read(const store::message_row& m, const std::string& her_id) = 0;
+};
+
+/// A delivery intake starts once its message is committed: id, adapter, rule, facts, document.
+using pending_delivery =
+    std::tuple<std::string, std::string, std::string, message_facts, std::shared_ptr<const std::string>>;
 
 class engine {
 public:
@@ -112,11 +131,20 @@ public:
 
     /// Metrics hook; set before start(), not owned.
     void set_observer(engine_observer* o) { observer_ = o; }
+    /// Feature hook (see message_listener); add before start(), not owned.
+    void add_listener(message_listener* l) { listeners_.push_back(l); }
 
     store::store& store() { return store_; }
     const config& cfg() const { return cfg_; }
 
 private:
+    /// Deliveries under way at most; beyond it messages stay 'routed' until the scanner hands them over.
+    static constexpr std::size_t max_in_flight = 8192;
+    /// Put the ids in in_flight_ (up to max_in_flight); which ones were claimed.
+    std::vector<bool> claim(const std::vector<pending_delivery>& ds);
+    /// Take the claimed ones out of in_flight_ again (the write failed or was a duplicate).
+    void release(const std::vector<pending_delivery>& ds, std::vector<bool>& claimed);
+
     struct job {
         std::string id;
         std::string adapter;
@@ -125,7 +153,7 @@ private:
         message_facts facts;
         std::shared_ptr<const std::string> document;
         store::millis received_at = 0;  ///< for the delivery latency metric
-        bool claimed = false;  ///< the scanner already put 'id' in in_flight_ (see engine::scan)
+        bool claimed = false;  ///< 'id' is already in in_flight_ (claimed by intake, resend or the scanner)
     };
 
     /// Intake for a document an adapter received; reports to 'done'.
@@ -153,6 +181,7 @@ private:
     std::multimap<std::string, std::shared_ptr<watcher>, std::less<>> watchers_;
     bool stopped_ = false;
     engine_observer* observer_ = nullptr;
+    std::vector<message_listener*> listeners_;
 };
 
 } // namespace broker

@@ -5,6 +5,7 @@
 #include "http_api.hpp"
 
 #include "broker/log.hpp"
+#include "digihelse/digihelse.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -462,7 +463,15 @@ asio::awaitable<http_api::response> http_api::handle(request& req) {
     auto parts = split(path, '/');
     auto method = req.method();
     bool messages = !parts.empty() && iequals(parts[0], "messages");
+    for (auto* ext : extensions_)
+        if (auto r = co_await ext->handle(req, path, query))
+            co_return std::move(*r);
 
+    if (!parts.empty() && iequals(parts[0], "appointments")) {
+        // Digihelse (issue 6): the patient's planned appointments (the portal's HentPlanlagteTimer).
+        auto a = digihelse::appointments_endpoint(engine_.store().thread_reader(), req.method_string(), parts, query);
+        co_return json_response(static_cast<unsigned>(a.status), std::move(a.json));
+    }
     if (parts.size() == 1 && parts[0] == "healthz") {
         if (method != http::verb::get)
             co_return error_response(405, "method-not-allowed", "use GET");
@@ -585,7 +594,9 @@ asio::awaitable<http_api::response> http_api::handle(request& req) {
         auto ts = engine_.store().thread_reader().transitions(id);
         if (!ts)
             co_return error_response(500, ts.error().code, ts.error().message);
-        co_return json_response(200, json::serialize(status_json(cur, *ts)));
+        json::object so = status_json(cur, *ts);
+        digihelse::add_status(engine_.store().thread_reader(), id, so);  // patient, acting person, thread (issue 6)
+        co_return json_response(200, json::serialize(so));
     }
     if (parts.size() == 3 && (iequals(parts[2], "business-document") || iequals(parts[2], "apprec"))) {
         std::string doc_id = id;

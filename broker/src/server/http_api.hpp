@@ -13,8 +13,22 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace broker {
+
+/// A feature's own endpoints on the REST listener (issue 6: /Consents, /Messages/{id}/notifications).
+/// Asked first, in the order added; answers nullopt for requests it does not own. Never throws.
+class http_extension {
+public:
+    using request = boost::beast::http::request<boost::beast::http::string_body>;
+    using response = boost::beast::http::response<boost::beast::http::string_body>;
+    virtual ~http_extension() = default;
+    virtual boost::asio::awaitable<std::optional<response>> handle(request& req, std::string_view path,
+                                                                   std::string_view query) = 0;
+};
 
 class http_api {
 public:
@@ -24,6 +38,9 @@ public:
     result<void> listen(const std::string& host_port);
     unsigned short port() const { return port_; }
     std::string address() const { return address_; }
+
+    /// Add a feature's endpoints (before start(); not owned).
+    void add_extension(http_extension* e) { extensions_.push_back(e); }
 
     /// Start the accept loop.
     void start();
@@ -50,6 +67,7 @@ private:
     std::mutex mu_;  // guards open_
     std::map<std::uint64_t, boost::asio::ip::tcp::socket*> open_;
     std::uint64_t next_sid_ = 0;
+    std::vector<http_extension*> extensions_;
 };
 
 } // namespace broker

@@ -7,6 +7,7 @@
 
 #include "admin/admin_api.hpp"
 #include "admin/ops.hpp"
+#include "digihelse/notify.hpp"
 
 #include "broker/log.hpp"
 #include "broker/xml.hpp"
@@ -99,6 +100,12 @@ public:
                                    {"rules", std::to_string((*rs)->rules.rules.size())},
                                    {"adapters", std::to_string((*rs)->rules.adapters.size())}});
         api_ = std::make_unique<http_api>(*engine_, ioc_, cfg_);
+        // Digihelse visit notifications and read notices (issue 6).
+        notifier_ = std::make_unique<digihelse::notifier>(cfg_, *store_, *engine_, ioc_.get_executor());
+        if (auto r = notifier_->init(); !r)
+            return r.error();
+        engine_->add_listener(notifier_.get());
+        api_->add_extension(notifier_.get());
         // Operator side (issue 5): metrics, retention, the admin listener.
         if (auto plan = ops::retention_plan((*rs)->rules, {}, cfg_.retention_days, 0); !plan)
             return plan.error();
@@ -183,6 +190,7 @@ public:
             admin_.reset();
         }
         retention_->start();
+        notifier_->start();
         api_->start();
         engine_->start();
         for (int i = 0; i < cfg_.threads; ++i)
@@ -215,6 +223,8 @@ public:
             retention_->stop();
         if (engine_)
             engine_->stop();
+        if (notifier_)
+            notifier_->stop();  // before the store closes: its senders write to it
         work_.reset();
         // Sessions were closed and the scanner cancelled: the I/O threads run out of work.
         for (auto& t : threads_)
@@ -228,6 +238,7 @@ public:
         api_.reset();
         admin_.reset();
         retention_.reset();
+        notifier_.reset();
         engine_.reset();
         log::info("stopped");
         cv_.notify_all();
@@ -249,6 +260,7 @@ private:
     std::unique_ptr<http_api> api_;
     std::unique_ptr<admin::retention> retention_;
     std::unique_ptr<admin::admin_api> admin_;
+    std::unique_ptr<digihelse::notifier> notifier_;
     std::mutex reload_mu_;
     std::vector<std::thread> threads_;
     std::mutex mu_;

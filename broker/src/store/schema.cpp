@@ -125,6 +125,110 @@ CREATE INDEX ix_messages_rule ON messages(rule, received_at);
 CREATE INDEX ix_messages_pending ON messages(adapter, state, received_at)
     WHERE state IN ('routed', 'failed', 'waiting');
 )sql"},
+{3, R"sql(
+-- Digihelse visit notifications (issue 6, broker/src/digihelse/notify*). Who wants to hear about
+-- a patient's home visits, and how: one row per person (the patient, or a relative with power of
+-- attorney), with the channels chosen and the consent. Written only through PUT /Consents/{id}
+-- and the consents file; addresses are never logged.
+CREATE TABLE consents (
+    patient_id    TEXT    NOT NULL,
+    person_id     TEXT    NOT NULL,            -- the person's own id; the patient's for 'self'
+    role          TEXT    NOT NULL,            -- 'self' | 'relative' (with power of attorney)
+    name          TEXT,
+    sms           INTEGER NOT NULL DEFAULT 0,  -- chose SMS
+    email         INTEGER NOT NULL DEFAULT 0,  -- chose e-mail
+    phone         TEXT,
+    email_address TEXT,
+    consent       INTEGER NOT NULL DEFAULT 0,  -- 1: consented to notifications
+    source        TEXT,                        -- 'api' | 'file'
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (patient_id, person_id)
+) WITHOUT ROWID;
+
+-- One notification per (visit notice, person, channel): the outbox of the SMS/e-mail senders.
+-- state: queued -> sent | retrying -> ... -> sent | failed. Address and text are kept only until
+-- the notification is final (then set to ''), so the table holds no contact data for history.
+CREATE TABLE notifications (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    message_id      TEXT    NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    patient_id      TEXT    NOT NULL,
+    person_id       TEXT    NOT NULL,
+    role            TEXT    NOT NULL,
+    channel         TEXT    NOT NULL,          -- 'sms' | 'email'
+    address         TEXT    NOT NULL,
+    subject         TEXT,
+    body            TEXT    NOT NULL,
+    state           TEXT    NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    sent_at         INTEGER
+);
+CREATE UNIQUE INDEX ux_notifications_key ON notifications(message_id, person_id, channel);
+-- The senders' scan: only notifications still to send are in here.
+CREATE INDEX ix_notifications_due ON notifications(channel, next_attempt_at)
+    WHERE state IN ('queued', 'retrying');
+CREATE INDEX ix_notifications_patient ON notifications(patient_id, created_at);
+-- Which visit notices were planned (in the same transaction as their notifications), so a broker
+-- stopped between storing a visit notice and planning it plans it at the next start.
+CREATE TABLE notify_plans (
+    message_id TEXT    NOT NULL PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    planned_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
+{4, R"sql(
+-- Digihelse appointments and citizen dialogue (issue 6, broker/src/digihelse/ appointments*,
+-- portal_rules*). One row per appointment message (a new appointment or a change of one), keyed by
+-- the xCal uid; seq orders the changes, so the newest row of a uid is its current version.
+-- related_to names the uid an instance replaces. state: planned | cancel-requested | cancelled |
+-- cancel-refused | replaced. No foreign key to messages: the table outlives message retention.
+CREATE TABLE appointments (
+    seq           INTEGER PRIMARY KEY,
+    uid           TEXT    NOT NULL,
+    message_id    TEXT    NOT NULL,      -- the AVTALEUTSENDING that carried this version
+    patient_id    TEXT    NOT NULL,
+    contact_her   TEXT    NOT NULL,      -- owner of the appointment: receiver of cancellations
+    sender_her    TEXT,
+    receiver_her  TEXT,
+    dtstart       TEXT    NOT NULL,      -- as written (xs:dateTime)
+    dtend         TEXT    NOT NULL,
+    start_ms      INTEGER NOT NULL,
+    end_ms        INTEGER NOT NULL,
+    summary       TEXT,
+    description   TEXT,
+    location      TEXT,
+    video_url     TEXT,
+    related_to    TEXT,
+    sequence      INTEGER,
+    state         TEXT    NOT NULL,
+    cancel_id     TEXT,                  -- broker id of the cancellation message
+    cancel_reason TEXT,
+    state_detail  TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX ix_appointments_uid ON appointments(uid, seq);
+CREATE INDEX ix_appointments_patient ON appointments(patient_id, start_ms);
+CREATE INDEX ix_appointments_cancel ON appointments(cancel_id) WHERE cancel_id IS NOT NULL;
+
+-- Identities and thread facts of a citizen-dialogue message: the patient and, when a relative
+-- with power of attorney writes, the acting person. Shown in the message status, never logged.
+CREATE TABLE dialogue_facts (
+    message_id         TEXT NOT NULL PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+    patient_id         TEXT,
+    patient_id_type    TEXT,
+    acting_id          TEXT,
+    acting_id_type     TEXT,
+    acting_role        TEXT,
+    acting_role_system TEXT,
+    acting_role_name   TEXT,
+    thread             TEXT,             -- first | reply | parent-unknown
+    conversation       TEXT,             -- RefToConversation (MsgId of the first message)
+    parent_id          TEXT              -- broker id of the parent message, when known
+) WITHOUT ROWID;
+)sql"},
 };
 // clang-format on
 

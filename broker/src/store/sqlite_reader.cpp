@@ -210,6 +210,7 @@ result<void> sqlite_reader::prepare_all() {
 void sqlite_reader::close() {
     std::lock_guard lk(mu_);
     list_cache_.clear();
+    feature_.clear();
     get_.finalize(), body_.finalize(), transitions_.finalize(), by_sender_msg_id_.finalize();
     by_msg_id_.finalize(), due_.finalize(), party_.finalize(), parties_.finalize(), count_.finalize();
     size_.finalize(), oldest_.finalize(), pending_.finalize(), rules_.finalize();
@@ -449,6 +450,26 @@ result<std::vector<std::string>> sqlite_reader::stored_rules() {
     reset_guard g(rules_);
     std::vector<std::string> out;
     if (auto r = collect(rules_, out, [](sqlite3_stmt* s) { return col_text(s, 0); }); !r)
+        return r.error();
+    return out;
+}
+
+result<std::vector<sql_row>> sqlite_reader::sql_query(std::string_view sql, const std::vector<sql_value>& params) {
+    std::lock_guard lk(mu_);
+    if (!db_)
+        return closed_error();
+    auto it = feature_.find(std::string(sql));
+    if (it == feature_.end()) {
+        auto st = statement::prepare(db_, sql);
+        if (!st)
+            return st.error();
+        it = feature_.emplace(std::string(sql), std::move(*st)).first;
+    }
+    reset_guard g(it->second);
+    if (int rc = bind_values(it->second.get(), params); rc != SQLITE_OK)
+        return sql_error(db_, rc, "bind feature query");
+    std::vector<sql_row> out;
+    if (auto r = collect(it->second, out, [](sqlite3_stmt* s) { return read_values(s); }); !r)
         return r.error();
     return out;
 }

@@ -43,6 +43,7 @@ public:
     result<store_stats> stats() override;
     result<std::vector<pending_count>> pending() override;
     result<std::vector<std::string>> stored_rules() override;
+    result<std::vector<sql_row>> sql_query(std::string_view sql, const std::vector<sql_value>& params) override;
 
 private:
     result<void> prepare_all();
@@ -60,6 +61,8 @@ private:
     statement size_, oldest_, pending_, rules_;  // operator queries (stats, pending, stored_rules)
     /// list() statements by filter shape (which fields are set, number of receivers).
     std::unordered_map<std::uint64_t, statement> list_cache_;
+    /// Feature queries (sql_query), prepared on first use, by SQL text.
+    std::unordered_map<std::string, statement> feature_;
 };
 
 } // namespace broker::store::detail

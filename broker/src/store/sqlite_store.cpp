@@ -81,6 +81,18 @@ result<std::unique_ptr<sqlite_store>> sqlite_store::open(const options& o) {
     s->version_ = (*conn)->schema_version();
     s->uid_ = next_uid.fetch_add(1);
     s->conn_ = std::move(*conn);
+    // Background checkpoints (see sqlite_store.hpp). If the second connection cannot be opened,
+    // SQLite's auto-checkpoint on the writer stays in place.
+    sqlite3* ck = nullptr;
+    if (sqlite3_open_v2(o.path.c_str(), &ck, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK &&
+        exec(ck, ("PRAGMA synchronous = " + o.synchronous).c_str(), "checkpointer pragmas")) {
+        s->ckpt_db_ = ck;
+        sqlite3_wal_hook(s->conn_->handle(), &sqlite_store::on_wal_commit, s.get());
+        s->checkpointer_ = std::thread([p = s.get()] { p->run_checkpointer(); });
+    } else {
+        log::warn("store.checkpointer-unavailable", {{"path", o.path}, {"reason", ck ? sqlite3_errmsg(ck) : "open"}});
+        sqlite3_close_v2(ck);
+    }
     s->writer_ = std::thread([p = s.get()] { p->run_writer(); });
     log::info("store.open", {{"path", o.path}, {"schema", std::to_string(s->version_)}, {"synchronous", o.synchronous}});
     return s;
@@ -150,6 +162,11 @@ void sqlite_store::close() {
             writer_.join();
     }
 
+    {
+        std::lock_guard lk(close_mu_);  // two closing threads must not both join
+        stop_checkpointer();
+    }
+
     std::vector<std::weak_ptr<sqlite_reader>> readers;
     {
         std::lock_guard lk(readers_mu_);
@@ -180,6 +197,55 @@ reader& sqlite_store::thread_reader() {
         }
     }
     return *thread_readers.emplace(uid_, std::move(r)).first->second;
+}
+
+// ------------------------------------------------------------------------------------------------
+// background checkpoints
+
+int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int frames) {
+    auto* s = static_cast<sqlite_store*>(self);
+    if (frames >= inline_checkpoint_pages) {
+        // The checkpointer does not keep up (or a reader pins the WAL): do what SQLite's
+        // auto-checkpoint would. SQLITE_BUSY (the checkpointer is at it) is fine.
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= checkpoint_pages) {
+        {
+            std::lock_guard lk(s->ckpt_mu_);
+            s->ckpt_wanted_ = true;
+        }
+        s->ckpt_cv_.notify_one();
+    }
+    return SQLITE_OK;
+}
+
+void sqlite_store::run_checkpointer() {
+    for (;;) {
+        {
+            std::unique_lock lk(ckpt_mu_);
+            ckpt_cv_.wait(lk, [this] { return ckpt_wanted_ || ckpt_stopping_; });
+            if (ckpt_stopping_)
+                return;
+            ckpt_wanted_ = false;
+        }
+        int rc = sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+            log::warn("store.checkpoint-failed", {{"path", opts_.path}, {"reason", sqlite3_errstr(rc)}});
+    }
+}
+
+void sqlite_store::stop_checkpointer() {
+    {
+        std::lock_guard lk(ckpt_mu_);
+        ckpt_stopping_ = true;
+    }
+    ckpt_cv_.notify_all();
+    if (checkpointer_.joinable() && checkpointer_.get_id() != std::this_thread::get_id())
+        checkpointer_.join();
+    std::lock_guard lk(ckpt_mu_);
+    if (ckpt_db_ && !checkpointer_.joinable()) {
+        sqlite3_close_v2(ckpt_db_);
+        ckpt_db_ = nullptr;
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -17,9 +17,18 @@
 // savepoint alone), COMMIT, then call every done: ok, or the operation's own error. When BEGIN or
 // COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
 // queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
+//
+// Checkpoints: not on the writer. A WAL hook on the writer's connection (after each commit) wakes
+// a checkpointer thread with its own connection once the WAL holds checkpoint_pages frames; it runs
+// PASSIVE checkpoints (never blocking the writer or readers) while commits go on. SQLite's own
+// auto-checkpoint would run inside the commit that crosses 1000 frames and stall every sender of
+// that batch (found by the benchmark, issue 3). Only if the WAL still grows past
+// inline_checkpoint_pages does the writer checkpoint itself, as SQLite would.
 #pragma once
 
 #include "broker/store.hpp"
+
+#include <sqlite3.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -93,6 +102,11 @@ private:
     /// Run one batch in one transaction; results[i] receives operation i's outcome.
     void run_batch(std::vector<pending>& batch, std::vector<result<void>>& results, const fault_hook& hook);
     void enter_failed(const error& e);
+    /// WAL hook of the writer's connection: runs on the writer thread after each commit.
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
+    void run_checkpointer();
+    /// Stop and join the checkpointer thread and close its connection. Idempotent.
+    void stop_checkpointer();
 
     options opts_;
     int version_ = 0;
@@ -117,6 +131,16 @@ private:
     bool readers_closed_ = false;
 
     std::atomic<std::uint64_t> ops_{0}, commits_{0}, failed_batches_{0}, largest_batch_{0};
+
+    // Background checkpoints. Lock: ckpt_mu_.
+    static constexpr int checkpoint_pages = 1000;          ///< wake the checkpointer (SQLite's default)
+    static constexpr int inline_checkpoint_pages = 16000;  ///< ~64 MB of WAL: the writer checkpoints itself
+    sqlite3* ckpt_db_ = nullptr;  ///< the checkpointer's connection (null: SQLite's auto-checkpoint)
+    std::thread checkpointer_;
+    std::mutex ckpt_mu_;
+    std::condition_variable ckpt_cv_;
+    bool ckpt_wanted_ = false;
+    bool ckpt_stopping_ = false;
 };
 
 } // namespace broker::store::detail

@@ -69,6 +69,36 @@ result<statement> statement::prepare(sqlite3* db, std::string_view sql) {
     return st;
 }
 
+int bind_values(sqlite3_stmt* s, const std::vector<sql_value>& params) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const int at = static_cast<int>(i) + 1;
+        int rc = SQLITE_OK;
+        if (auto* n = std::get_if<std::int64_t>(&params[i]))
+            rc = sqlite3_bind_int64(s, at, *n);
+        else if (auto* t = std::get_if<std::string>(&params[i]))
+            rc = bind_text(s, at, *t);
+        else
+            rc = sqlite3_bind_null(s, at);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+sql_row read_values(sqlite3_stmt* s) {
+    sql_row row;
+    const int n = sqlite3_column_count(s);
+    row.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        switch (sqlite3_column_type(s, i)) {
+        case SQLITE_NULL: row.emplace_back(std::monostate{}); break;
+        case SQLITE_INTEGER: row.emplace_back(col_int(s, i)); break;
+        default: row.emplace_back(col_text(s, i)); break;
+        }
+    }
+    return row;
+}
+
 result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
     int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK)

@@ -9,12 +9,14 @@
 #pragma once
 
 #include "broker/error.hpp"
+#include "broker/store.hpp"
 
 #include <sqlite3.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace broker::store::detail {
 
@@ -105,6 +107,12 @@ inline std::string col_blob(sqlite3_stmt* s, int i) {
 }
 /// Column as integer; NULL reads 0.
 inline std::int64_t col_int(sqlite3_stmt* s, int i) { return sqlite3_column_int64(s, i); }
+
+/// Bind feature-statement parameters as ?1, ?2, ... (text SQLITE_STATIC: 'params' must outlive
+/// the step). Returns the first SQLite error code, SQLITE_OK otherwise.
+int bind_values(sqlite3_stmt* s, const std::vector<sql_value>& params);
+/// The current row of 's' as values (NULL, integer, or text for every other type).
+sql_row read_values(sqlite3_stmt* s);
 
 /// Run a statement-less SQL text (pragmas, DDL). Error: sql_error(db, rc, what).
 result<void> exec(sqlite3* db, const char* sql, std::string_view what);

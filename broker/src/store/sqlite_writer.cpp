@@ -122,7 +122,8 @@ result<void> writer_conn::prepare_all() {
         {touch_, "UPDATE messages SET updated_at = ?2 WHERE id = ?1"},
         {delivery_,
          "UPDATE messages SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, updated_at = ?5 WHERE id = ?1"},
-        {delivered_, "UPDATE messages SET delivered_at = ?2, transport_state = ?3, updated_at = ?2 WHERE id = ?1"},
+        {delivered_, "UPDATE messages SET delivered_at = ?2, transport_state = ?3, attempts = max(attempts, ?4), updated_at = ?2 "
+                     "WHERE id = ?1"},
         // A delivered (or waiting) message becomes 'read'; later states (an AppRec) are kept.
         {read_, "UPDATE messages SET read_at = ?2, read_by = ?3, updated_at = ?2, "
                 "state = CASE WHEN state IN ('delivered', 'waiting') THEN 'read' ELSE state END WHERE id = ?1"},
@@ -155,6 +156,7 @@ void writer_conn::close() {
                         &party_,   &delete_parties_, &prune_};
     for (auto* s : all)
         s->finalize();
+    feature_.clear();
     if (db_) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
@@ -363,12 +365,13 @@ result<void> writer_conn::set_delivery(std::string_view id, int attempts, millis
     return update_one(delivery_, id, "set delivery");
 }
 
-result<void> writer_conn::set_delivered(std::string_view id, std::string_view transport_state) {
+result<void> writer_conn::set_delivered(std::string_view id, std::string_view transport_state, int attempts) {
     reset_guard g(delivered_);
     sqlite3_stmt* s = delivered_.get();
     bind_text(s, 1, id);
     bind_int(s, 2, now_ms());
     bind_text(s, 3, transport_state);
+    bind_int(s, 4, attempts);
     return update_one(delivered_, id, "set delivered");
 }
 
@@ -443,6 +446,26 @@ result<int> writer_conn::prune(std::string_view rule, millis before, int limit) 
         return fail(rc, "prune messages");
     // sqlite3_changes counts the messages rows only (cascaded deletes are not counted).
     return sqlite3_changes(db_);
+}
+
+result<std::int64_t> writer_conn::sql_exec(std::string_view sql, const std::vector<sql_value>& params) {
+    auto it = feature_.find(std::string(sql));
+    if (it == feature_.end()) {
+        auto st = statement::prepare(db_, sql);
+        if (!st)
+            return st.error();
+        it = feature_.emplace(std::string(sql), std::move(*st)).first;
+    }
+    reset_guard g(it->second);
+    sqlite3_stmt* s = it->second.get();
+    if (int rc = bind_values(s, params); rc != SQLITE_OK)
+        return fail(rc, "bind feature statement");
+    int rc = sqlite3_step(s);
+    while (rc == SQLITE_ROW)
+        rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        return fail(rc, "feature statement");
+    return static_cast<std::int64_t>(sqlite3_changes(db_));
 }
 
 } // namespace broker::store::detail

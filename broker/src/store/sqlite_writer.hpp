@@ -8,6 +8,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace broker::store::detail {
 
@@ -39,6 +41,8 @@ public:
     bool in_txn() const;
     /// The first I/O-class failure seen (the store must go into its failed state), if any.
     const std::optional<error>& io_failure() const { return io_failure_; }
+    /// The connection, for sqlite_store's WAL hook (background checkpoints); writer thread only.
+    sqlite3* handle() const { return db_; }
     /// Remember an I/O-class failure seen outside these calls (e.g. an injected fault).
     void note_io_failure(const error& e);
     /// Make an error for 'rc', noting it when it is I/O-class.
@@ -54,7 +58,7 @@ public:
     result<void> add_transition(std::string_view id, std::string_view state, std::string_view detail) override;
     result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
                               std::string_view last_error) override;
-    result<void> set_delivered(std::string_view id, std::string_view transport_state) override;
+    result<void> set_delivered(std::string_view id, std::string_view transport_state, int attempts) override;
     result<void> set_read(std::string_view id, std::string_view her_id) override;
     result<void> set_apprec(std::string_view original_id, std::string_view apprec_id, std::string_view status,
                             std::string_view errors_json) override;
@@ -62,6 +66,7 @@ public:
     result<void> upsert_party(const party& p) override;
     result<void> delete_all_parties() override;
     result<int> prune(std::string_view rule, millis before, int limit) override;
+    result<std::int64_t> sql_exec(std::string_view sql, const std::vector<sql_value>& params) override;
 
 private:
     writer_conn() = default;
@@ -83,6 +88,8 @@ private:
     statement set_state_, current_state_, touch_, delivery_, delivered_, read_, apprec_, route_;
     statement party_, delete_parties_;
     statement prune_;
+    /// Feature statements (sql_exec), prepared on first use, by SQL text.
+    std::unordered_map<std::string, statement> feature_;
 };
 
 } // namespace broker::store::detail

@@ -40,7 +40,12 @@ namespace {
 constexpr std::string_view message_schemas[] = {
     "MsgHead-v1_2.xsd", "dialogmelding-v1.0.xsd", "dialogmelding-v1.1.xsd",
     "apprec-v1.0.xsd",  "apprec-v1.1.xsd",        "kith-base64.xsd",
+    "visit-notice.xsd", "read-notice.xsd",  // edibroker's own Digihelse notices (issue 6)
+    "xcal-appointment.xsd",                 // Digihelse appointments (issue 6): xCal, ours
 };
+
+/// The formats above that are edibroker's own, not KITH's (see schemas/README.md).
+constexpr std::string_view own_schemas[] = {"visit-notice.xsd", "read-notice.xsd", "xcal-appointment.xsd"};
 
 constexpr XMLCh message_id[] = u"message";
 
@@ -345,6 +350,18 @@ result<std::unique_ptr<validator>> make_validator(const schema_source& src) {
             if (!r)
                 return r.error();
             owned = std::move(*r);
+            // edibroker's own content formats (issue 6) are not among the official files: they
+            // come from the binary unless the folder has its own copy.
+            for (const auto& f : schemas::files()) {
+                bool own = false;
+                for (std::string_view n : own_schemas)
+                    own = own || f.name == n;
+                bool in_folder = false;
+                for (const auto& [name, content] : owned)
+                    in_folder = in_folder || name == f.name;
+                if (own && !in_folder)
+                    files.push_back(f);
+            }
         }
         auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files));
         std::lock_guard lock(creation_mutex());

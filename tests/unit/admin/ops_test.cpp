@@ -172,6 +172,7 @@ TEST_CASE("metrics: Prometheus text with counters, the latency histogram and sto
     m.intake("routed", "oslo", "visma-oslo", "");
     m.intake("routed", "oslo", "visma-oslo", "");
     m.intake("rejected", "", "", "T02");
+    m.intake("rejected", "oslo", "visma-oslo", "T10");  // the route's adapter refused the type
     m.intake("unroutable", "", "", "");
     m.delivery("delivered", "oslo", "visma-oslo", 30);
     m.delivery("delivered", "oslo", "visma-oslo", 4000);
@@ -188,7 +189,8 @@ TEST_CASE("metrics: Prometheus text with counters, the latency histogram and sto
     has("edibroker_messages_out_total{rule=\"oslo\",adapter=\"visma-oslo\"} 2");
     has("edibroker_delivery_retries_total{rule=\"oslo\",adapter=\"visma-oslo\"} 1");
     has("edibroker_messages_dead_total{rule=\"oslo\",adapter=\"visma-oslo\"} 1");
-    has("edibroker_messages_rejected_total{code=\"T02\"} 1");
+    has("edibroker_messages_rejected_total{rule=\"\",adapter=\"\",code=\"T02\"} 1");
+    has("edibroker_messages_rejected_total{rule=\"oslo\",adapter=\"visma-oslo\",code=\"T10\"} 1");
     has("edibroker_messages_unroutable_total 1");
     has("# TYPE edibroker_delivery_latency_seconds histogram");
     has("edibroker_delivery_latency_seconds_bucket{rule=\"oslo\",adapter=\"visma-oslo\",le=\"0.025\"} 0");

@@ -51,9 +51,14 @@ TEST_CASE("open creates the folder, the file and the schema", "[unit][store]") {
     s->close();
 
     CHECK(raw_query(o.path, "PRAGMA journal_mode") == "wal\n");
-    CHECK(raw_query(o.path, "SELECT group_concat(version) FROM schema_version") == "1,2\n");
+    std::string versions;
+    for (int v = 1; v <= broker::store::detail::latest_schema_version(); ++v)
+        versions += (v > 1 ? "," : "") + std::to_string(v);
+    CHECK(raw_query(o.path, "SELECT group_concat(version) FROM schema_version") == versions + "\n");
     auto tables = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    CHECK(tables == "bodies\nmessages\nparties\nschema_version\ntransitions\n");
+    // The core's tables (features add theirs in later migrations, e.g. issue 6's).
+    for (const char* t : {"bodies\n", "messages\n", "parties\n", "schema_version\n", "transitions\n"})
+        CHECK(tables.find(t) != std::string::npos);
     auto indexes = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                      "'sqlite_autoindex%' ORDER BY name");
     CHECK(indexes.find("ux_messages_sender_msg_id") != std::string::npos);

@@ -105,7 +105,7 @@ TEST_CASE("updates record transitions in order; unknown ids answer store.not-fou
         auto no = t.set_state_if("a", "dead", {"routed", "failed"}, "late");
         if (!no || *no)
             return broker::error("test", "set_state_if should not change");
-        if (auto e = t.set_delivered("a", "Acknowledged"); !e)
+        if (auto e = t.set_delivered("a", "Acknowledged", 1); !e)
             return e;
         if (auto e = t.set_read("a", "8142519"); !e)
             return e;
@@ -154,7 +154,7 @@ TEST_CASE("updates record transitions in order; unknown ids answer store.not-fou
         },
         [](auto& t) { return t.add_transition("x", "note", ""); },
         [](auto& t) { return t.set_delivery("x", 1, 0, ""); },
-        [](auto& t) { return t.set_delivered("x", "Acknowledged"); },
+        [](auto& t) { return t.set_delivered("x", "Acknowledged", 1); },
         [](auto& t) { return t.set_read("x", "1"); },
         [](auto& t) { return t.set_apprec("x", "a", "Ok", "[]"); },
         [](auto& t) { return t.set_route("x", "r", "a"); },

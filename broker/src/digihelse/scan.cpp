@@ -1,0 +1,405 @@
+// The Digihelse scan: one Xerces SAX2 pass (namespaces on, no schema, no DTD, no external
+// entities) over a message intake has already validated. Elements are matched by local name within
+// the namespaces that define them; text is collected only where a rule needs it, so a 4 MB
+// attachment costs a character count, not a copy.
+#include "digihelse/scan.hpp"
+
+#include "broker/message.hpp"
+#include "broker/xml.hpp"
+
+#include <xercesc/framework/MemBufInputSource.hpp>
+#include <xercesc/sax2/Attributes.hpp>
+#include <xercesc/sax2/DefaultHandler.hpp>
+#include <xercesc/sax2/SAX2XMLReader.hpp>
+#include <xercesc/sax2/XMLReaderFactory.hpp>
+#include <xercesc/util/OutOfMemoryException.hpp>
+#include <xercesc/util/PlatformUtils.hpp>
+#include <xercesc/util/SecurityManager.hpp>
+#include <xercesc/util/XMLUni.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace broker::digihelse {
+
+namespace xc = XERCES_CPP_NAMESPACE;
+
+namespace {
+
+constexpr std::u16string_view dialog_ns_prefix = u"http://www.kith.no/xmlstds/dialog/";
+constexpr std::u16string_view xcal_ns = u"urn:ietf:params:xml:ns:icalendar-2.0";
+constexpr std::size_t capture_cap = 64 * 1024;  // UTF-16 units kept per text field
+
+std::string to_utf8(std::u16string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char32_t c = s[i];
+        if (c >= 0xD800 && c <= 0xDBFF && i + 1 < s.size() && s[i + 1] >= 0xDC00 && s[i + 1] <= 0xDFFF) {
+            c = 0x10000 + ((c - 0xD800) << 10) + (s[i + 1] - 0xDC00);
+            ++i;
+        }
+        if (c < 0x80) {
+            out += static_cast<char>(c);
+        } else if (c < 0x800) {
+            out += static_cast<char>(0xC0 | (c >> 6));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out += static_cast<char>(0xE0 | (c >> 12));
+            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (c >> 18));
+            out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (c & 0x3F));
+        }
+    }
+    return out;
+}
+
+bool xml_space(char16_t c) { return c == u' ' || c == u'\t' || c == u'\r' || c == u'\n'; }
+
+std::u16string_view trim(std::u16string_view s) {
+    while (!s.empty() && xml_space(s.front()))
+        s.remove_prefix(1);
+    while (!s.empty() && xml_space(s.back()))
+        s.remove_suffix(1);
+    return s;
+}
+
+/// Code points in UTF-16 (a surrogate pair counts once).
+std::size_t code_points(std::u16string_view s) {
+    std::size_t n = 0;
+    for (char16_t c : s)
+        if (c < 0xDC00 || c > 0xDFFF)
+            ++n;
+    return n;
+}
+
+int b64_value(char16_t c) {
+    if (c >= u'A' && c <= u'Z')
+        return c - u'A';
+    if (c >= u'a' && c <= u'z')
+        return c - u'a' + 26;
+    if (c >= u'0' && c <= u'9')
+        return c - u'0' + 52;
+    if (c == u'+')
+        return 62;
+    if (c == u'/')
+        return 63;
+    return -1;
+}
+
+class handler final : public xc::DefaultHandler {
+public:
+    explicit handler(scan_result& r) : r_(r) {}
+
+    void startElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const,
+                      const xc::Attributes& attrs) override {
+        std::u16string_view ns(uri ? uri : u"");
+        std::u16string_view name(local ? local : u"");
+        const std::size_t depth = stack_.size();
+        if (capturing_ && depth >= capture_depth_) {
+            stack_.push_back({std::u16string(ns), std::u16string(name)});
+            return;  // markup inside a text field: its text counts, the element does not
+        }
+        const bool dialog = ns.substr(0, dialog_ns_prefix.size()) == dialog_ns_prefix;
+        const bool xcal = ns == xcal_ns;
+
+        if (depth == 1 && name == u"Document") {
+            ++document_;
+            if (document_ >= 2) {
+                r_.documents.push_back({});
+                r_.documents.back().document = document_;
+            }
+        } else if (document_ >= 2 && parent_is(u"RefDoc")) {
+            attachment& a = r_.documents.back();
+            if (name == u"MsgType")
+                a.msg_type = to_utf8(attr(attrs, u"V"));
+            else if (name == u"MimeType")
+                begin_capture(field::mime);
+            else if (name == u"FileReference")
+                a.external = true;
+        } else if (document_ >= 2 && parent_is(u"Content") && r_.documents.back().content_root.empty()) {
+            attachment& a = r_.documents.back();
+            a.content_root = to_utf8(name);
+            a.content_ns = to_utf8(ns);
+            if (name == u"Base64Container") {
+                in_base64_ = true;
+                b64_count_ = 0;
+                head_b64_.clear();
+            }
+        }
+
+        if (dialog && (name == u"Sporsmal" || name == u"EmneSporsmal" || name == u"TekstNotatInnhold")) {
+            begin_capture(field::text);
+        } else if (dialog && name == u"Begrunnelse") {
+            r_.has_reason = true;
+            begin_capture(field::reason);
+        } else if (dialog && name == u"RollerRelatertNotat") {
+            in_roles_ = true;
+            role_ = {};
+        } else if (dialog && in_roles_ && name == u"RoleToPatient" && parent_is(u"RollerRelatertNotat")) {
+            role_.role = to_utf8(attr(attrs, u"V"));
+            role_.role_system = to_utf8(attr(attrs, u"S"));
+            role_.role_name = to_utf8(attr(attrs, u"DN"));
+        } else if (dialog && in_roles_ && name == u"Person" && parent_is(u"RollerRelatertNotat")) {
+            in_person_ = true;
+            role_.present = true;
+        } else if (in_person_ && name == u"Ident" && parent_is(u"Person")) {
+            ++person_idents_;
+        } else if (in_person_ && person_idents_ == 1 && parent_is(u"Ident")) {
+            if (name == u"Id")
+                begin_capture(field::person_id);
+            else if (name == u"TypeId")
+                role_.id_type = to_utf8(attr(attrs, u"V"));
+        }
+
+        if (xcal) {
+            if (name == u"icalendar" || name == u"vcalendar")
+                r_.has_calendar = true;
+            if (name == u"vevent") {
+                r_.events.emplace_back();
+                in_event_ = true;
+            } else if (name == u"parameters") {
+                ++in_parameters_;
+            } else if (!in_parameters_ && (name == u"text" || name == u"date-time" || name == u"uri" ||
+                                          name == u"integer" || name == u"date")) {
+                // The value of the property that is the parent element.
+                if (depth >= 2) {
+                    property_ = stack_[depth - 1].second;
+                    const std::u16string& owner = stack_[depth - 2].second;  // "properties"
+                    const bool of_event = in_event_ && owner == u"properties";
+                    const bool of_calendar = !in_event_ && owner == u"properties";
+                    if (of_event || (of_calendar && property_ == u"method"))
+                        begin_capture(of_event ? field::event_value : field::method);
+                }
+            }
+        }
+        stack_.push_back({std::u16string(ns), std::u16string(name)});
+    }
+
+    void endElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const) override {
+        std::u16string_view ns(uri ? uri : u"");
+        std::u16string_view name(local ? local : u"");
+        if (!stack_.empty())
+            stack_.pop_back();
+        if (capturing_ && stack_.size() == capture_depth_) {
+            end_capture();
+        }
+        if (capturing_)
+            return;
+        if (in_base64_ && name == u"Base64Container") {
+            in_base64_ = false;
+            attachment& a = r_.documents.back();
+            a.decoded_size = b64_count_ * 6 / 8;
+            a.head = decode_head();
+        }
+        const bool dialog = ns.substr(0, dialog_ns_prefix.size()) == dialog_ns_prefix;
+        if (dialog && name == u"Person" && in_person_) {
+            in_person_ = false;
+            person_idents_ = 0;
+        } else if (dialog && name == u"RollerRelatertNotat") {
+            in_roles_ = false;
+            // The first related Person is the one acting (later ones are ignored).
+            if (role_.present && !r_.acting.present)
+                r_.acting = role_;
+        }
+        if (ns == xcal_ns) {
+            if (name == u"vevent")
+                in_event_ = false;
+            else if (name == u"parameters" && in_parameters_ > 0)
+                --in_parameters_;
+        }
+    }
+
+    void characters(const XMLCh* const chars, const XMLSize_t length) override {
+        std::u16string_view s(chars, length);
+        if (capturing_) {
+            if (buf_.size() < capture_cap)
+                buf_.append(s.substr(0, capture_cap - buf_.size()));
+            else
+                overflow_ = true;
+            return;
+        }
+        if (in_base64_) {
+            for (char16_t c : s) {
+                if (xml_space(c) || c == u'=')
+                    continue;
+                if (b64_value(c) < 0) {
+                    r_.documents.back().bad_base64 = true;
+                    continue;
+                }
+                ++b64_count_;
+                if (head_b64_.size() < 24)
+                    head_b64_ += c;
+            }
+        }
+    }
+
+    void fatalError(const xc::SAXParseException& e) override { throw e; }
+
+private:
+    enum class field { text, reason, mime, person_id, event_value, method };
+
+    static std::u16string_view attr(const xc::Attributes& a, const char16_t* name) {
+        const XMLCh* v = a.getValue(u"", name);
+        if (!v)
+            v = a.getValue(name);
+        return v ? std::u16string_view(v) : std::u16string_view();
+    }
+
+    bool parent_is(std::u16string_view name) const { return !stack_.empty() && stack_.back().second == name; }
+
+    void begin_capture(field f) {
+        capturing_ = true;
+        capture_depth_ = stack_.size();  // the field element is pushed right after this call
+        field_ = f;
+        buf_.clear();
+        overflow_ = false;
+    }
+
+    void end_capture() {
+        capturing_ = false;
+        std::u16string_view t = trim(buf_);
+        switch (field_) {
+        case field::text:
+            r_.text_chars += overflow_ ? capture_cap + 1 : code_points(t);
+            break;
+        case field::reason:
+            r_.reason_chars += overflow_ ? capture_cap + 1 : code_points(t);
+            if (r_.reason.size() < 8192)
+                r_.reason += to_utf8(t.substr(0, 4096));
+            break;
+        case field::mime:
+            r_.documents.back().mime_type = to_utf8(t);
+            break;
+        case field::person_id:
+            role_.id = to_utf8(t);
+            break;
+        case field::method:
+            r_.calendar_method = to_utf8(t);
+            break;
+        case field::event_value: {
+            if (r_.events.empty())
+                break;
+            vevent& e = r_.events.back();
+            std::string v = to_utf8(t);
+            const std::u16string& p = property_;
+            if (p == u"uid") e.uid = v;
+            else if (p == u"dtstart") e.dtstart = v;
+            else if (p == u"dtend") e.dtend = v;
+            else if (p == u"dtstamp") e.dtstamp = v;
+            else if (p == u"summary") e.summary = v;
+            else if (p == u"description") e.description = v;
+            else if (p == u"location") e.location = v;
+            else if (p == u"url") e.url = v;
+            else if (p == u"contact") e.contact = v;
+            else if (p == u"related-to") e.related_to = v;
+            else if (p == u"status") e.status = v;
+            else if (p == u"sequence") e.sequence = v;
+            break;
+        }
+        }
+        buf_.clear();
+    }
+
+    std::string decode_head() const {
+        std::string out;
+        unsigned acc = 0;
+        int bits = 0;
+        for (char16_t c : head_b64_) {
+            acc = (acc << 6) | static_cast<unsigned>(b64_value(c));
+            bits += 6;
+            if (bits >= 8) {
+                bits -= 8;
+                out += static_cast<char>((acc >> bits) & 0xFF);
+            }
+        }
+        return out.substr(0, 16);
+    }
+
+    scan_result& r_;
+    std::vector<std::pair<std::u16string, std::u16string>> stack_;  // (namespace, local name)
+    int document_ = 0;
+    bool capturing_ = false;
+    std::size_t capture_depth_ = 0;
+    field field_ = field::text;
+    std::u16string buf_;
+    bool overflow_ = false;
+    bool in_base64_ = false;
+    std::size_t b64_count_ = 0;
+    std::u16string head_b64_;
+    bool in_roles_ = false, in_person_ = false;
+    int person_idents_ = 0;
+    acting_person role_;
+    bool in_event_ = false;
+    int in_parameters_ = 0;
+    std::u16string property_;
+};
+
+/// One reader per thread, built on first use (like the validator's).
+xc::SAX2XMLReader& thread_reader() {
+    struct holder {
+        xc::SecurityManager security;
+        std::unique_ptr<xc::SAX2XMLReader> reader;
+    };
+    thread_local holder h;
+    if (!h.reader) {
+        xml::platform_init();
+        h.reader.reset(xc::XMLReaderFactory::createXMLReader());
+        auto& r = *h.reader;
+        r.setFeature(xc::XMLUni::fgSAX2CoreNameSpaces, true);
+        r.setFeature(xc::XMLUni::fgSAX2CoreNameSpacePrefixes, false);
+        r.setFeature(xc::XMLUni::fgSAX2CoreValidation, false);
+        r.setFeature(xc::XMLUni::fgXercesSchema, false);
+        r.setFeature(xc::XMLUni::fgXercesLoadSchema, false);
+        r.setFeature(xc::XMLUni::fgXercesLoadExternalDTD, false);
+        r.setFeature(xc::XMLUni::fgXercesDisableDefaultEntityResolution, true);
+        r.setFeature(xc::XMLUni::fgXercesContinueAfterFatalError, false);
+        h.security.setEntityExpansionLimit(100);
+        r.setProperty(xc::XMLUni::fgXercesSecurityManager, &h.security);
+    }
+    return *h.reader;
+}
+
+} // namespace
+
+std::size_t utf8_length(std::string_view s) {
+    std::size_t n = 0;
+    for (unsigned char c : s)
+        if ((c & 0xC0) != 0x80)
+            ++n;
+    return n;
+}
+
+result<scan_result> scan(std::string_view document) {
+    scan_result r;
+    try {
+        xc::SAX2XMLReader& reader = thread_reader();
+        handler h(r);
+        reader.setContentHandler(&h);
+        reader.setErrorHandler(&h);
+        xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(document.data()), document.size(),
+                                  u"digihelse", false);
+        src.setCopyBufToStream(false);
+        reader.parse(src);
+        reader.setContentHandler(nullptr);
+        reader.setErrorHandler(nullptr);
+    } catch (const xc::SAXParseException&) {
+        thread_reader().setContentHandler(nullptr);
+        thread_reader().setErrorHandler(nullptr);
+        return error("T01", "the message could not be read again for the Digihelse rules");
+    } catch (const xc::XMLException&) {
+        return error("T01", "the message could not be read again for the Digihelse rules");
+    } catch (const xc::OutOfMemoryException&) {
+        return error("X99", "out of memory while reading the message for the Digihelse rules");
+    } catch (const std::bad_alloc&) {
+        return error("X99", "out of memory while reading the message for the Digihelse rules");
+    }
+    return r;
+}
+
+} // namespace broker::digihelse
