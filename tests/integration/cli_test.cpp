@@ -107,6 +107,20 @@ TEST_CASE("edibroker validate: exit 0 when valid, 1 with FILE:LINE:COL otherwise
     CHECK(usage.code == 2);
 }
 
+TEST_CASE("every command answers --help on stdout with exit 0", "[integration][cli]") {
+    std::string bin = broker_binary().string();
+    for (std::vector<std::string> args : {std::vector<std::string>{"help"}, {"serve", "--help"}, {"validate", "--help"},
+                                          {"replay", "--help"}, {"routes", "--help"}, {"registry", "--help"},
+                                          {"messages", "--help"}, {"store", "--help"}}) {
+        args.insert(args.begin(), bin);
+        auto r = run(args);
+        INFO(args[1] << " " << (args.size() > 2 ? args[2] : "") << ": " << r.err);
+        CHECK(r.code == 0);
+        CHECK(r.out.find("usage") != std::string::npos);
+        CHECK(r.err.empty());
+    }
+}
+
 TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[integration][cli]") {
     temp_dir dir;
     child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",

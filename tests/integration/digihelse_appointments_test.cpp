@@ -233,3 +233,34 @@ TEST_CASE("digihelse: appointment and cancellation input is checked", "[integrat
                 "T02");
     }
 }
+
+TEST_CASE("digihelse: every sample goes through the demo configuration (the repository's rules and registry)",
+          "[integration][digihelse]") {
+    // The other tests route Oslo to a test receiver; here Oslo (9100110) is what the demo makes it:
+    // Visma Profil, a file catalogue that takes Dialogmelding 1.0 only.
+    broker_env env({}, test_registry(), [](broker::config& c) {
+        c.rules_dir = (source_dir() / "routing-rules").string();
+        c.registry_file = (source_dir() / "config/registry.xml").string();
+    });
+    std::map<std::string, std::string> ids;
+    for (const char* f : {"message-first.xml", "message-reply.xml", "message-on-behalf.xml", "message-attachments.xml",
+                          "appointment.xml", "appointment-changed.xml", "appointment-2.xml", "appointment-3.xml",
+                          "cancel-one.xml", "cancel-period.xml", "visit-carried-out.xml"}) {
+        INFO(f);
+        ids[f] = post_ok(env, sample(f));
+    }
+    // The cancellation reached Visma as Dialogmelding 1.0 with its reason and its xCal event (the
+    // uid the EPJ cancels by).
+    auto st = env.status(ids["cancel-one.xml"], "delivered");
+    REQUIRE(str(st, "state") == "delivered");
+    const std::string written =
+        read_file(std::filesystem::path(env.cfg.data_dir) / "visma-oslo/out/29e8b5a0-9d0e-4f1a-8b2c-3d4e5f6a7b89.xml");
+    CHECK(written.find("http://www.kith.no/xmlstds/dialog/2006-10-11") != std::string::npos);
+    CHECK(written.find("http://www.kith.no/xmlstds/dialog/2013-01-23") == std::string::npos);
+    CHECK(written.find("Jeg er p\xC3\xA5 sykehuset den dagen.") != std::string::npos);
+    CHECK(written.find(u1b) != std::string::npos);
+    // Visma confirms with an AppRec: the appointment is cancelled, the others are still asked about.
+    epj_apprec(env, ids["cancel-one.xml"], R"({"appRecStatus":"Ok"})");
+    CHECK(state_of(env, u1b) == "cancelled");
+    CHECK(state_of(env, u2) == "cancel-requested");
+}

@@ -49,6 +49,8 @@ inline constexpr const char* read = "read";
 /// Milliseconds since the Unix epoch (UTC).
 using millis = std::int64_t;
 millis now_ms();
+/// 'ms' as UTC xs:dateTime with milliseconds, "2026-11-22T01:00:00.133Z"; "" for 0 (never).
+std::string iso_time(millis ms);
 
 /// A message as intake hands it to the store.
 struct new_message {

@@ -4,6 +4,7 @@
 #include "admin/admin_api.hpp"
 
 #include "admin/ops.hpp"
+#include "server/http_api.hpp"
 #include "broker/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -48,38 +49,6 @@ response json_reply(unsigned status, const json::value& v) { return reply(status
 
 response error_reply(unsigned status, std::string_view code, std::string_view message) {
     return reply(status, json::serialize(error_body(code, message)));
-}
-
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            int v = 0;
-            auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-            if (ec == std::errc{} && p == s.data() + i + 3) {
-                out += static_cast<char>(v);
-                i += 2;
-                continue;
-            }
-        }
-        out += s[i] == '+' ? ' ' : s[i];
-    }
-    return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        if (!kv.empty())
-            out[percent_decode(kv.substr(0, eq))] = eq == std::string_view::npos ? "" : percent_decode(kv.substr(eq + 1));
-        if (amp == std::string_view::npos)
-            break;
-        q.remove_prefix(amp + 1);
-    }
-    return out;
 }
 
 std::vector<std::string> split_path(std::string_view s) {

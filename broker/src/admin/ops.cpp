@@ -17,18 +17,6 @@ namespace broker::ops {
 
 namespace json = boost::json;
 
-std::string iso_time(store::millis ms) {
-    if (ms == 0)
-        return {};
-    std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-    return buf;
-}
-
 namespace {
 
 bool read_int(std::string_view s, std::size_t& pos, std::size_t digits, int& out) {

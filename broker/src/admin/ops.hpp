@@ -21,7 +21,7 @@
 namespace broker::ops {
 
 /// "2026-11-22T01:14:09.133Z" (UTC, milliseconds); "" for 0.
-std::string iso_time(store::millis ms);
+using store::iso_time;
 
 /// A time for a filter: ISO 8601 ("2026-11-22", "2026-11-22T01:00", "...:00Z", "...+01:00"), or
 /// relative to 'now' ("-30m", "-2h", "-7d", "-45s"), or milliseconds since the epoch.

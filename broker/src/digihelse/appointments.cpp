@@ -8,6 +8,7 @@
 // a cancellation names an unknown appointment, one of another patient, one owned by another
 // service than the receiver, or one that is not planned (or cancel-refused).
 #include "digihelse/appointments.hpp"
+#include "server/http_api.hpp"
 
 #include "broker/log.hpp"
 
@@ -22,6 +23,7 @@
 namespace broker::digihelse {
 
 namespace json = boost::json;
+using store::iso_time;
 
 namespace {
 
@@ -94,18 +96,6 @@ result<std::vector<appointment_row>> query_rows(store::reader& rd, const std::st
     return out;
 }
 
-std::string iso_time(std::int64_t ms) {
-    if (ms == 0)
-        return {};
-    std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-    return buf;
-}
-
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
 std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -114,39 +104,6 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
     const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    auto decode = [](std::string_view s) {
-        std::string o;
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == '%' && i + 2 < s.size()) {
-                int v = 0;
-                auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-                if (ec == std::errc{} && p == s.data() + i + 3) {
-                    o += static_cast<char>(v);
-                    i += 2;
-                    continue;
-                }
-            }
-            o += s[i] == '+' ? ' ' : s[i];
-        }
-        return o;
-    };
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        std::string key = decode(kv.substr(0, eq));
-        for (auto& c : key)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        out[key] = eq == std::string_view::npos ? "" : decode(kv.substr(eq + 1));
-        if (amp == std::string_view::npos)
-            break;
-        q.remove_prefix(amp + 1);
-    }
-    return out;
 }
 
 std::string error_json(std::string_view code, std::string_view message) {

@@ -23,6 +23,7 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 namespace http = boost::beast::http;
 using store::sql_value;
+using store::iso_time;
 
 namespace {
 
@@ -53,18 +54,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    for (auto& kv : split(q, '&')) {
-        auto eq = kv.find('=');
-        std::string k = kv.substr(0, eq);
-        for (auto& c : k)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        out[k] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-    }
-    return out;
-}
-
 http_extension::response json_response(unsigned status, std::string body) {
     http_extension::response r{static_cast<http::status>(status), 11};
     r.set(http::field::server, "edibroker");
@@ -76,18 +65,6 @@ http_extension::response json_response(unsigned status, std::string body) {
 
 http_extension::response error_response(unsigned status, std::string_view code, std::string_view message) {
     return json_response(status, json::serialize(error_body(code, message)));
-}
-
-std::string iso_time(store::millis ms) {
-    if (ms == 0)
-        return {};
-    std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-    return buf;
 }
 
 std::string text_of(const sql_value& v) {

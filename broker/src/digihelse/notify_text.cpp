@@ -1,6 +1,7 @@
 // Reading a VisitNotice, the notification text (with Norwegian local time), and building a
 // ReadNotice MsgHead.
 #include "digihelse/notify.hpp"
+#include "digihelse/scan.hpp"
 
 #include "broker/apprec.hpp"
 #include "xml/detail.hpp"
@@ -98,34 +99,12 @@ private:
     std::string text_;
 };
 
-xc::SAX2XMLReader& notice_reader() {
-    struct holder {
-        xc::SecurityManager security;
-        std::unique_ptr<xc::SAX2XMLReader> reader;
-    };
-    thread_local holder h;
-    if (!h.reader) {
-        xml::platform_init();
-        h.reader.reset(xc::XMLReaderFactory::createXMLReader());
-        auto& r = *h.reader;
-        r.setFeature(xc::XMLUni::fgSAX2CoreNameSpaces, true);
-        r.setFeature(xc::XMLUni::fgSAX2CoreNameSpacePrefixes, false);
-        r.setFeature(xc::XMLUni::fgSAX2CoreValidation, false);
-        r.setFeature(xc::XMLUni::fgXercesSchema, false);
-        r.setFeature(xc::XMLUni::fgXercesLoadSchema, false);
-        r.setFeature(xc::XMLUni::fgXercesLoadExternalDTD, false);
-        r.setFeature(xc::XMLUni::fgXercesDisableDefaultEntityResolution, true);
-        h.security.setEntityExpansionLimit(100);
-        r.setProperty(xc::XMLUni::fgXercesSecurityManager, &h.security);
-    }
-    return *h.reader;
-}
 
 } // namespace
 
 result<visit_notice> parse_visit_notice(std::string_view document) {
     visit_notice v;
-    xc::SAX2XMLReader& reader = notice_reader();
+    xc::SAX2XMLReader& reader = plain_reader();
     visit_handler h(v);
     bool ok = true;
     try {

@@ -340,8 +340,10 @@ private:
     std::u16string property_;
 };
 
-/// One reader per thread, built on first use (like the validator's).
-xc::SAX2XMLReader& thread_reader() {
+
+} // namespace
+
+xc::SAX2XMLReader& plain_reader() {
     struct holder {
         xc::SecurityManager security;
         std::unique_ptr<xc::SAX2XMLReader> reader;
@@ -365,8 +367,6 @@ xc::SAX2XMLReader& thread_reader() {
     return *h.reader;
 }
 
-} // namespace
-
 std::size_t utf8_length(std::string_view s) {
     std::size_t n = 0;
     for (unsigned char c : s)
@@ -378,7 +378,7 @@ std::size_t utf8_length(std::string_view s) {
 result<scan_result> scan(std::string_view document) {
     scan_result r;
     try {
-        xc::SAX2XMLReader& reader = thread_reader();
+        xc::SAX2XMLReader& reader = plain_reader();
         handler h(r);
         reader.setContentHandler(&h);
         reader.setErrorHandler(&h);
@@ -389,8 +389,8 @@ result<scan_result> scan(std::string_view document) {
         reader.setContentHandler(nullptr);
         reader.setErrorHandler(nullptr);
     } catch (const xc::SAXParseException&) {
-        thread_reader().setContentHandler(nullptr);
-        thread_reader().setErrorHandler(nullptr);
+        plain_reader().setContentHandler(nullptr);
+        plain_reader().setErrorHandler(nullptr);
         return error("T01", "the message could not be read again for the Digihelse rules");
     } catch (const xc::XMLException&) {
         return error("T01", "the message could not be read again for the Digihelse rules");

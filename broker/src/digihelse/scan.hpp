@@ -11,6 +11,12 @@
 #include <string_view>
 #include <vector>
 
+#include <xercesc/util/XercesDefs.hpp>
+
+XERCES_CPP_NAMESPACE_BEGIN
+class SAX2XMLReader;
+XERCES_CPP_NAMESPACE_END
+
 namespace broker::digihelse {
 
 /// One Document after the first (the first carries the business message).
@@ -58,6 +64,11 @@ struct scan_result {
 /// Parse 'document' (a MsgHead) without schema and extract the above. Errors: T01 when it is not
 /// well-formed (intake validated it, so this means a bug or a race).
 result<scan_result> scan(std::string_view document);
+
+/// This thread's SAX reader without schema (namespaces on, no external entities or DTDs, entity
+/// expansion bounded), built on first use. For the Digihelse passes over documents intake already
+/// validated; the caller sets and clears its handlers.
+xercesc::SAX2XMLReader& plain_reader();
 
 /// Code points in UTF-8 text.
 std::size_t utf8_length(std::string_view s);

@@ -544,7 +544,9 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
                          {"type", type_for_log},
                          {"sender", sender_for_log},
                          {"receiver", receiver_for_log},
-                         {"status", std::to_string(status)}});
+                         {"status", std::to_string(status)},
+                         {"state", state_for_metrics},
+                         {"code", code_for_metrics}});
     notify(out.id);
     if (!link_original.empty())
         notify(link_original);

@@ -30,6 +30,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
+using store::iso_time;
 
 namespace {
 
@@ -51,41 +52,6 @@ response error_response(unsigned status, std::string_view code, std::string_view
     return json_response(status, json::serialize(error_body(code, message)));
 }
 
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            int v = 0;
-            auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-            if (ec == std::errc{} && p == s.data() + i + 3) {
-                out += static_cast<char>(v);
-                i += 2;
-                continue;
-            }
-        }
-        out += s[i] == '+' ? ' ' : s[i];
-    }
-    return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view q) {
-    std::map<std::string, std::string> out;
-    while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        std::string key = percent_decode(kv.substr(0, eq));
-        // Parameter names are case-insensitive in the EDI 2.0 API (ReceiverHerIds / receiverHerIds).
-        for (auto& c : key)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        out[key] = eq == std::string_view::npos ? "" : percent_decode(kv.substr(eq + 1));
-        if (amp == std::string_view::npos)
-            break;
-        q.remove_prefix(amp + 1);
-    }
-    return out;
-}
 
 std::vector<std::string> split(std::string_view s, char sep) {
     std::vector<std::string> out;
@@ -108,18 +74,6 @@ bool all_digits(std::string_view s) {
         if (c < '0' || c > '9')
             return false;
     return true;
-}
-
-std::string iso_time(store::millis ms) {
-    if (ms == 0)
-        return {};
-    std::time_t t = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-    return buf;
 }
 
 void put_if(json::object& o, const char* key, const std::string& v) {
@@ -268,6 +222,44 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 } // namespace
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            int v = 0;
+            auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+            if (ec == std::errc{} && p == s.data() + i + 3) {
+                out += static_cast<char>(v);
+                i += 2;
+                continue;
+            }
+        }
+        out += s[i] == '+' ? ' ' : s[i];
+    }
+    return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+    std::map<std::string, std::string> out;
+    while (!q.empty()) {
+        auto amp = q.find('&');
+        std::string_view kv = q.substr(0, amp);
+        if (!kv.empty()) {
+            auto eq = kv.find('=');
+            std::string key = percent_decode(kv.substr(0, eq));
+            // Parameter names are case-insensitive in the EDI 2.0 API (ReceiverHerIds / receiverHerIds).
+            for (auto& c : key)
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            out[key] = eq == std::string_view::npos ? "" : percent_decode(kv.substr(eq + 1));
+        }
+        if (amp == std::string_view::npos)
+            break;
+        q.remove_prefix(amp + 1);
+    }
+    return out;
+}
 
 http_api::http_api(engine& e, asio::io_context& ioc, const config& cfg)
     : engine_(e), ioc_(ioc), cfg_(cfg), acceptor_(ioc) {}

@@ -19,6 +19,13 @@
 
 namespace broker {
 
+/// 'text' with %XX sequences decoded and '+' as a space (a malformed % sequence stays as it is).
+std::string percent_decode(std::string_view text);
+/// The parameters of a query string: names lower-cased (the EDI 2.0 API's names are
+/// case-insensitive: ReceiverHerIds = receiverHerIds), names and values percent-decoded, '+' a
+/// space, empty pairs skipped; a repeated name keeps its last value.
+std::map<std::string, std::string> parse_query(std::string_view q);
+
 /// A feature's own endpoints on the REST listener (issue 6: /Consents, /Messages/{id}/notifications).
 /// Asked first, in the order added; answers nullopt for requests it does not own. Never throws.
 class http_extension {

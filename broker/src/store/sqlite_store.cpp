@@ -7,6 +7,8 @@
 #include "store/sqlite_writer.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <exception>
 #include <future>
 #include <string>
@@ -17,6 +19,18 @@ namespace broker::store {
 millis now_ms() {
     using namespace std::chrono;
     return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso_time(millis ms) {
+    if (ms == 0)
+        return {};
+    std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+    return buf;
 }
 
 result<std::unique_ptr<store>> open(const options& o) {

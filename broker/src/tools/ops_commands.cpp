@@ -349,8 +349,18 @@ int cmd_store(int argc, char** argv) {
         t.push_back({"messages", s_of(*s, "messages")});
         std::string oldest = s_of(*s, "oldestReceivedAt");
         t.push_back({"oldest message", oldest.empty() ? "-" : oldest + " (" + s_of(*s, "oldestAgeSeconds") + " s ago)"});
-        t.push_back({"retention", c->retention_days ? std::to_string(c->retention_days) + " days (global)"
-                                                    : std::string("keep everything (retention-days = 0)")});
+        std::string retention = c->retention_days ? std::to_string(c->retention_days) + " days (global)"
+                                                  : std::string("keep everything (retention-days = 0)");
+        // Routes with their own retention-days (rule option) override the global value.
+        if (auto rules = routing::load_rules(c->rules_dir); rules) {
+            for (const auto& r : rules->rules)
+                if (auto it = r.options.find("retention-days"); it != r.options.end())
+                    retention += "; rule " + r.id + ": " +
+                                 (it->second == "0" ? std::string("keep everything") : it->second + " days");
+        } else {
+            retention += "; rules not readable: " + rules.error().message;
+        }
+        t.push_back({"retention", retention});
         print_table(std::cout, t);
         std::vector<std::vector<std::string>> p{{"ADAPTER", "STATE", "COUNT", "OLDEST"}};
         for (auto& x : s->at("pending").as_array()) {

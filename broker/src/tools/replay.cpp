@@ -519,7 +519,7 @@ int cmd_replay(int argc, char** argv) {
         }
     }
     std::vector<std::vector<std::string>> t;
-    t.push_back({"sent", std::to_string(results.size() - unanswered)});
+    t.push_back({dry ? "checked" : "sent", std::to_string(results.size() - unanswered)});
     t.push_back({"accepted", std::to_string(accepted)});
     if (unroutable)
         t.push_back({"  unroutable", std::to_string(unroutable)});
