@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# edibroker against the limits of this machine, side by side, in one run (see README.md here).
+# edibroker against the limits of this machine, side by side, in one run (see "Benchmark" in the README).
 #
 #   tools/bench/run.sh [--quick] [--json FILE] [--connections N] [--stored N] [--keep] [--no-build]
 #
