@@ -4,10 +4,16 @@
 #include "broker/error.hpp"
 #include "broker/message.hpp"
 
+#include <xercesc/util/XercesDefs.hpp>
+
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+XERCES_CPP_NAMESPACE_BEGIN
+class ContentHandler;
+XERCES_CPP_NAMESPACE_END
 
 namespace broker::xml {
 
@@ -58,6 +64,18 @@ public:
     /// inner MsgHead is what is validated). 'system_id' names the document in diagnostics.
     /// Never throws.
     virtual validation_result validate(std::string_view document, std::string_view system_id = "message") = 0;
+
+    /// validate(), and 'observer' receives the content events (startElement, endElement,
+    /// characters) of the validating pass too, after the validator's own handling: a feature that
+    /// reads more of the message than the routing facts reads it in the same pass instead of a
+    /// second one. For EI_fellesformat it sees the inner MsgHead. The events stop where the parse
+    /// stops (at a fatal error or an unsupported root); use what it collected only when the
+    /// verdict is valid. 'observer' must not throw; nullptr is plain validate().
+    virtual validation_result validate_observed(std::string_view document, std::string_view system_id,
+                                                XERCES_CPP_NAMESPACE::ContentHandler* observer) {
+        (void)observer;
+        return validate(document, system_id);
+    }
 
     /// Same, but only well-formedness + fact extraction, no schema (for tools and diagnostics).
     virtual validation_result parse_only(std::string_view document, std::string_view system_id = "message") = 0;

@@ -15,6 +15,7 @@
 #include "broker/message.hpp"
 #include "broker/router.hpp"
 #include "broker/store.hpp"
+#include "digihelse/scan.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -65,8 +66,11 @@ bool applies(const message_facts& f);
 /// threading, and for appointment messages the xCal content and the appointment table. 'id' is the
 /// broker id the message will be stored under. An error refuses the message (AppRec with the code).
 /// Runs on: the connection's strand; reads the store through 'rd'. Never throws.
+/// 'scanned': what a scan_observer collected during validation (scan.hpp); nullptr scans
+/// 'document' here.
 result<intake_effect> check_intake(const message_facts& f, std::string_view document, const std::string& id,
-                                   store::reader& rd, const routing::address_registry& registry);
+                                   store::reader& rd, const routing::address_registry& registry,
+                                   const scan_result* scanned = nullptr);
 
 /// Hook 2, intake of an AppRec once it is correlated with its original (engine::intake): for a
 /// cancellation, the EPJ's answer decides the appointments' outcome. Empty when nothing to do.

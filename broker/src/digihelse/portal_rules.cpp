@@ -214,11 +214,12 @@ bool applies(const message_facts& f) {
 }
 
 result<intake_effect> check_intake(const message_facts& f, std::string_view document, const std::string& id,
-                                   store::reader& rd, const routing::address_registry& registry) {
+                                   store::reader& rd, const routing::address_registry& registry,
+                                   const scan_result* scanned) {
     intake_effect out;
     if (!applies(f))
         return out;
-    auto s = scan(document);
+    result<scan_result> s = scanned ? result<scan_result>(*scanned) : scan(document);
     if (!s)
         return s.error();
     if (auto r = check_portal_rules(*s); !r)

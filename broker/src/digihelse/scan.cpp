@@ -341,7 +341,20 @@ private:
 };
 
 
+using scan_handler = handler;
+
 } // namespace
+
+struct scan_observer::impl {
+    explicit impl(scan_result& r) : h(r) {}
+    scan_handler h;  // (scan_observer::handler() hides the class name here)
+};
+
+scan_observer::scan_observer() : impl_(std::make_unique<impl>(result_)) {}
+scan_observer::~scan_observer() = default;
+xc::ContentHandler* scan_observer::handler() { return &impl_->h; }
+
+bool may_apply(std::string_view document) { return document.find("DIALOG_INNBYGGER_") != std::string_view::npos; }
 
 xc::SAX2XMLReader& plain_reader() {
     struct holder {

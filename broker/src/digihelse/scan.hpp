@@ -7,6 +7,7 @@
 #include "broker/error.hpp"
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,7 @@
 
 XERCES_CPP_NAMESPACE_BEGIN
 class SAX2XMLReader;
+class ContentHandler;
 XERCES_CPP_NAMESPACE_END
 
 namespace broker::digihelse {
@@ -64,6 +66,28 @@ struct scan_result {
 /// Parse 'document' (a MsgHead) without schema and extract the above. Errors: T01 when it is not
 /// well-formed (intake validated it, so this means a bug or a race).
 result<scan_result> scan(std::string_view document);
+
+/// The same extraction from the events of a pass someone else runs: intake hands handler() to the
+/// validator (xml::validator::validate_observed), so a citizen message is read once, not twice.
+/// Read result() only when that pass found the message valid.
+class scan_observer {
+public:
+    scan_observer();
+    ~scan_observer();
+    scan_observer(const scan_observer&) = delete;
+    scan_observer& operator=(const scan_observer&) = delete;
+    xercesc::ContentHandler* handler();
+    const scan_result& result() const { return result_; }
+
+private:
+    struct impl;
+    scan_result result_;
+    std::unique_ptr<impl> impl_;
+};
+
+/// Whether a document may be one the Digihelse rules read (it names a DIALOG_INNBYGGER_ message
+/// function somewhere): a cheap test before the parse, so other messages carry no observer.
+bool may_apply(std::string_view document);
 
 /// This thread's SAX reader without schema (namespaces on, no external entities or DTDs, entity
 /// expansion bounded), built on first use. For the Digihelse passes over documents intake already

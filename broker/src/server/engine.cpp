@@ -19,6 +19,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <optional>
 #include <random>
 
 namespace broker {
@@ -278,7 +279,12 @@ struct intake_plan {
 
 asio::awaitable<intake_answer> engine::intake(std::string document, std::string source) {
     auto doc = std::make_shared<const std::string>(std::move(document));
-    xml::validation_result vr = xml::thread_validator().validate(*doc, "message");
+    // A citizen message is read once: the Digihelse rules' scan rides on the validating pass.
+    std::optional<digihelse::scan_observer> dh_scan;
+    if (digihelse::may_apply(*doc))
+        dh_scan.emplace();
+    xml::validation_result vr =
+        xml::thread_validator().validate_observed(*doc, "message", dh_scan ? dh_scan->handler() : nullptr);
     auto rs = routing();
 
     intake_plan p;
@@ -430,7 +436,9 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
                 answer["warning"] = "no original message with MsgId " + f.original_msg_id + " from " +
                                     f.receiver.lowest_her() + " is known; the AppRec is routed on its own";
         }
-    } else if (auto dh = digihelse::check_intake(f, *doc, p.msg.id, store_.thread_reader(), rs->registry); !dh) {
+    } else if (auto dh = digihelse::check_intake(f, *doc, p.msg.id, store_.thread_reader(), rs->registry,
+                                                    dh_scan ? &dh_scan->result() : nullptr);
+               !dh) {
         // Digihelse (issue 6): the portal's rules on citizen dialogue, threading, appointments.
         reject(dh.error().code, dh.error().message, nullptr, true);
     } else {

@@ -256,7 +256,7 @@ void facts_handler::commit_lvl2() {
     }
 }
 
-void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const XMLCh*,
+void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const XMLCh* qname,
                                  const xc::Attributes& attrs) {
     if (!root_seen_) {
         root_seen_ = true;
@@ -305,9 +305,13 @@ void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const
         start_msghead(attrs, t);
     else if (fam_ == family::apprec)
         start_apprec(attrs, t);
+    if (observer_)
+        observer_->startElement(uri, localname, qname, attrs);
 }
 
-void facts_handler::endElement(const XMLCh*, const XMLCh*, const XMLCh*) {
+void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const XMLCh* qname) {
+    if (observer_)
+        observer_->endElement(uri, localname, qname);
     if (capture_ && capture_depth_ == stack_.size()) {
         assign_utf8_trimmed(*capture_, text_.data(), text_.size());
         capture_ = nullptr;
@@ -327,6 +331,8 @@ void facts_handler::endElement(const XMLCh*, const XMLCh*, const XMLCh*) {
 void facts_handler::characters(const XMLCh* chars, const XMLSize_t length) {
     if (capture_)
         text_.append(chars, length);
+    if (observer_)
+        observer_->characters(chars, length);
 }
 
 // ---- MsgHead ---------------------------------------------------------------------------------

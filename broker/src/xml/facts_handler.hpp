@@ -44,6 +44,8 @@ public:
     void begin(validation_result* r);
     /// Finishes the facts of units that were still open when the parse stopped.
     void finish();
+    /// Forward the content events to 'o' as well, after our own handling (nullptr: none).
+    void set_observer(XERCES_CPP_NAMESPACE::ContentHandler* o) { observer_ = o; }
 
     bool saw_fatal() const { return fatal_; }
     bool saw_error() const { return errors_ > 0; }
@@ -133,6 +135,7 @@ private:
 
     const std::vector<std::u16string>* content_ns_;
     const XERCES_CPP_NAMESPACE::Locator* locator_ = nullptr;
+    XERCES_CPP_NAMESPACE::ContentHandler* observer_ = nullptr;
     validation_result* r_ = nullptr;
 
     std::vector<tag> stack_;  ///< the open elements, root first

@@ -178,6 +178,10 @@ public:
     }
 
     validation_result validate(std::string_view document, std::string_view) override { return check(document, true); }
+    validation_result validate_observed(std::string_view document, std::string_view,
+                                        xc::ContentHandler* observer) override {
+        return check(document, true, observer);
+    }
     validation_result parse_only(std::string_view document, std::string_view) override {
         return check(document, false);
     }
@@ -256,6 +260,12 @@ private:
         }
     }
 
+    void observed_run(bool validating, std::string_view bytes, validation_result& r, xc::ContentHandler* observer) {
+        handler_.set_observer(observer);
+        run(validating, bytes, r);
+        handler_.set_observer(nullptr);
+    }
+
     verdict classify() const {
         if (handler_.saw_fatal() || !handler_.saw_root())
             return verdict::not_well_formed;
@@ -266,7 +276,9 @@ private:
         return verdict::valid;
     }
 
-    validation_result check(std::string_view doc, bool validating) {
+    /// 'observer' sees the events of the pass whose verdict counts (for EI_fellesformat, the inner
+    /// MsgHead's), never those of the envelope check.
+    validation_result check(std::string_view doc, bool validating, xc::ContentHandler* observer = nullptr) {
         validation_result r;
         if (doc.empty()) {
             r.v = verdict::not_well_formed;
@@ -293,10 +305,10 @@ private:
             // ... and what is validated is its MsgHead.
             const std::string inner = detail::build_unwrapped(doc, l);
             r = validation_result{};
-            run(validating, inner, r);
+            observed_run(validating, inner, r, observer);
             r.facts.from_fellesformat = true;
         } else {
-            run(validating, doc, r);
+            observed_run(validating, doc, r, observer);
         }
         r.v = classify();
         if (r.v == verdict::valid)

@@ -1,0 +1,78 @@
+// The Digihelse scan read in the validating pass (scan_observer on validate_observed) finds what
+// its own pass (scan) finds, on every sample and on an EI_fellesformat-wrapped one.
+#include "digihelse/scan.hpp"
+
+#include "broker/xml.hpp"
+#include "test_paths.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+namespace {
+
+void same(const broker::digihelse::scan_result& a, const broker::digihelse::scan_result& b) {
+    CHECK(a.text_chars == b.text_chars);
+    CHECK(a.has_reason == b.has_reason);
+    CHECK(a.reason_chars == b.reason_chars);
+    CHECK(a.reason == b.reason);
+    CHECK(a.acting.present == b.acting.present);
+    CHECK(a.acting.id == b.acting.id);
+    CHECK(a.acting.role == b.acting.role);
+    CHECK(a.has_calendar == b.has_calendar);
+    CHECK(a.calendar_method == b.calendar_method);
+    REQUIRE(a.documents.size() == b.documents.size());
+    for (std::size_t i = 0; i < a.documents.size(); ++i) {
+        CHECK(a.documents[i].mime_type == b.documents[i].mime_type);
+        CHECK(a.documents[i].decoded_size == b.documents[i].decoded_size);
+        CHECK(a.documents[i].head == b.documents[i].head);
+        CHECK(a.documents[i].bad_base64 == b.documents[i].bad_base64);
+    }
+    REQUIRE(a.events.size() == b.events.size());
+    for (std::size_t i = 0; i < a.events.size(); ++i) {
+        CHECK(a.events[i].uid == b.events[i].uid);
+        CHECK(a.events[i].dtstart == b.events[i].dtstart);
+        CHECK(a.events[i].dtend == b.events[i].dtend);
+        CHECK(a.events[i].contact == b.events[i].contact);
+        CHECK(a.events[i].related_to == b.events[i].related_to);
+    }
+}
+
+} // namespace
+
+TEST_CASE("digihelse scan: one validating pass finds what a pass of its own finds", "[unit][digihelse]") {
+    const auto dir = testing::source_dir() / "samples/digihelse";
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        if (e.path().extension() != ".xml")
+            continue;
+        const std::string doc = testing::read_file(e.path());
+        INFO(e.path().filename().string());
+        CHECK(broker::digihelse::may_apply(doc) ==
+              (doc.find("DIALOG_INNBYGGER_") != std::string::npos));
+        broker::digihelse::scan_observer o;
+        auto vr = broker::xml::thread_validator().validate_observed(doc, "sample", o.handler());
+        REQUIRE(vr.v == broker::xml::verdict::valid);
+        auto own = broker::digihelse::scan(doc);
+        REQUIRE(own.has_value());
+        same(o.result(), *own);
+        ++n;
+    }
+    CHECK(n >= 10);
+}
+
+TEST_CASE("digihelse scan: the observer sees the MsgHead inside EI_fellesformat, not the envelope",
+          "[unit][digihelse]") {
+    std::string doc = testing::read_file(testing::source_dir() / "samples/digihelse/message-on-behalf.xml");
+    const auto decl_end = doc.find("?>");
+    const std::string body = decl_end == std::string::npos ? doc : doc.substr(decl_end + 2);
+    const std::string wrapped = "<EI_fellesformat xmlns=\"http://www.nav.no/xml/eiff/2/\">" + body +
+                                "</EI_fellesformat>";
+    broker::digihelse::scan_observer o;
+    auto vr = broker::xml::thread_validator().validate_observed(wrapped, "wrapped", o.handler());
+    REQUIRE(vr.v == broker::xml::verdict::valid);
+    auto own = broker::digihelse::scan(doc);
+    REQUIRE(own.has_value());
+    CHECK(o.result().acting.present);
+    same(o.result(), *own);
+}
