@@ -30,6 +30,7 @@ struct config {
     int retry_max_ms = 300000;               ///< retry-max-ms: longest retry delay
     int max_attempts = 10;                   ///< max-attempts: delivery attempts before 'dead'
     int delivery_scan_ms = 1000;             ///< delivery-scan-ms: how often due retries are looked up
+    int stop_drain_ms = 5000;                ///< stop-drain-ms: at stop, longest wait for deliveries under way
     std::string default_apprec_version = "1.1"; ///< default-apprec-version: when no rule says
     std::string log_level = "info";          ///< log-level: debug | info | warn | error | off
     /// admin-listen: HOST:PORT of the admin API and /metrics, "off" for none. "" (unset) means

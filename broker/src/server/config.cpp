@@ -70,6 +70,7 @@ result<void> set_config_value(config& c, const std::string& key, const std::stri
     if (key == "retry-max-ms") return parse_number(key, v, c.retry_max_ms, 1, 86400000);
     if (key == "max-attempts") return parse_number(key, v, c.max_attempts, 1, 1000);
     if (key == "delivery-scan-ms") return parse_number(key, v, c.delivery_scan_ms, 10, 3600000);
+    if (key == "stop-drain-ms") return parse_number(key, v, c.stop_drain_ms, 0, 600000);
     if (key == "default-apprec-version") {
         if (v != "1.0" && v != "1.1")
             return error{"config.invalid", "'default-apprec-version' must be 1.0 or 1.1, got '" + v + "'"};

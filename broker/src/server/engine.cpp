@@ -234,13 +234,24 @@ void engine::start() {
 void engine::stop() {
     std::map<std::string, std::shared_ptr<adapter>, std::less<>> adapters;
     {
-        std::lock_guard lk(mu_);
-        if (stopped_)
+        std::unique_lock lk(mu_);
+        if (stopped_ || draining_)
             return;
+        // Drain first: hand nothing new to an adapter, and let the deliveries under way finish
+        // and record their outcome (bounded by stop-drain-ms). Stopping the adapters at once
+        // would abort requests the receiver may already have taken, and the restarted broker
+        // would deliver those a second time. The I/O threads and the store still run here.
+        draining_ = true;
+        lk.unlock();
+        asio::post(strand_, [this] { scan_timer_.cancel(); });
+        lk.lock();
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.stop_drain_ms);
+        if (!drained_.wait_until(lk, deadline, [this] { return in_flight_.empty(); }))
+            log::warn("stop.drain-timeout", {{"inFlight", std::to_string(in_flight_.size())},
+                                             {"waitedMs", std::to_string(cfg_.stop_drain_ms)}});
         stopped_ = true;
         adapters = adapters_;
     }
-    asio::post(strand_, [this] { scan_timer_.cancel(); });
     for (auto& [n, a] : adapters)
         a->stop();
     // Release every status request waiting for a change, so the I/O threads can run out of work.
@@ -787,6 +798,7 @@ asio::awaitable<intake_answer> engine::resend(std::string id) {
     if (!r) {
         std::lock_guard lk(mu_);
         in_flight_.erase(id);
+        drained_.notify_all();
         co_return fail(503, r.error().code, r.error().message);
     }
     log::info("resend", {{"id", id}, {"rule", rule}, {"adapter", adapter_name}});
@@ -881,6 +893,7 @@ void engine::release(const std::vector<pending_delivery>& ds, std::vector<bool>&
         if (claimed[i]) {
             in_flight_.erase(std::get<0>(ds[i]));
             claimed[i] = false;
+            drained_.notify_all();
         }
 }
 
@@ -892,16 +905,21 @@ void engine::dispatch(job j) {
         // Bounded: beyond max_in_flight the message stays 'routed' in the store and the scanner
         // hands it over once deliveries complete (the adapters' own queues never overflow).
         // A job the scanner claimed is already in in_flight_ (and counted in its size).
-        if (stopped_ || (!j.claimed && (in_flight_.count(j.id) || in_flight_.size() >= max_in_flight))) {
-            if (j.claimed)
+        if (stopped_ || draining_ ||
+            (!j.claimed && (in_flight_.count(j.id) || in_flight_.size() >= max_in_flight))) {
+            if (j.claimed) {
                 in_flight_.erase(j.id);
+                drained_.notify_all();
+            }
             return;
         }
         auto it = adapters_.find(j.adapter);
         if (it == adapters_.end()) {
             log::warn("deliver.no-adapter", {{"id", j.id}, {"adapter", j.adapter}});
-            if (j.claimed)
+            if (j.claimed) {
                 in_flight_.erase(j.id);
+                drained_.notify_all();
+            }
             return;
         }
         a = it->second;
@@ -1001,6 +1019,7 @@ void engine::on_result(job j, delivery_result r) {
         {
             std::lock_guard lk(mu_);
             in_flight_.erase(id);
+            drained_.notify_all();
         }
         notify(id);
     };
@@ -1010,13 +1029,14 @@ void engine::on_result(job j, delivery_result r) {
         log::warn("deliver.store-busy", {{"id", id}, {"reason", s.error().message}});
         std::lock_guard lk(mu_);
         in_flight_.erase(id);
+        drained_.notify_all();
     }
 }
 
 void engine::scan() {
     {
         std::lock_guard lk(mu_);
-        if (stopped_)
+        if (stopped_ || draining_)
             return;
     }
     auto& rd = store_.thread_reader();
@@ -1038,6 +1058,7 @@ void engine::scan() {
             auto release = [&] {
                 std::lock_guard lk(mu_);
                 in_flight_.erase(stale.id);
+                drained_.notify_all();
             };
             auto fresh = rd.get(stale.id);
             if (!fresh || !*fresh ||

@@ -17,6 +17,7 @@
 
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <string>
@@ -180,6 +181,9 @@ private:
     std::set<std::string, std::less<>> in_flight_;
     std::multimap<std::string, std::shared_ptr<watcher>, std::less<>> watchers_;
     bool stopped_ = false;
+    /// stop() is letting the deliveries under way finish: nothing new is handed to an adapter.
+    bool draining_ = false;
+    std::condition_variable drained_;  ///< notified when in_flight_ shrinks (with mu_)
     engine_observer* observer_ = nullptr;
     std::vector<message_listener*> listeners_;
 };
