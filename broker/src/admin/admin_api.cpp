@@ -124,10 +124,15 @@ void admin_api::stop() {
     });
     std::lock_guard lk(mu_);
     for (auto& [id, s] : open_)
-        asio::post(s->get_executor(), [s] {
+        // Only if the session is still open when this runs on its strand (see http_api::stop).
+        asio::post(s->get_executor(), [this, sid = id] {
+            std::lock_guard lk(mu_);
+            auto it = open_.find(sid);
+            if (it == open_.end())
+                return;
             boost::system::error_code ec;
-            s->shutdown(tcp::socket::shutdown_both, ec);
-            s->close(ec);
+            it->second->shutdown(tcp::socket::shutdown_both, ec);
+            it->second->close(ec);
         });
 }
 

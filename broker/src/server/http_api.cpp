@@ -307,10 +307,16 @@ void http_api::stop() {
     });
     std::lock_guard lk(mu_);
     for (auto& [id, s] : open_) {
-        asio::post(s->get_executor(), [s] {
+        // On the session's strand, and only if the session is still open: it may end (and its
+        // socket go) between this post and the handler (seen by ASan).
+        asio::post(s->get_executor(), [this, sid = id] {
+            std::lock_guard lk(mu_);
+            auto it = open_.find(sid);
+            if (it == open_.end())
+                return;
             boost::system::error_code ec;
-            s->shutdown(tcp::socket::shutdown_both, ec);
-            s->close(ec);
+            it->second->shutdown(tcp::socket::shutdown_both, ec);
+            it->second->close(ec);
         });
     }
 }
