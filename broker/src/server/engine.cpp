@@ -731,7 +731,10 @@ asio::awaitable<intake_answer> engine::mark_read(std::string id, std::string her
 asio::awaitable<void> engine::fetched(std::string id) {
     auto changed = std::make_shared<bool>(false);
     store::write_op op = [id, changed](store::write_txn& t) -> result<void> {
-        auto ch = t.set_state_if(id, store::state::delivered, {store::state::waiting}, "fetched by the receiver");
+        // 'routed' too: the receiver can fetch a message in a pull inbox before the adapter's
+        // 'waiting' is recorded (which then no longer applies); the caller checks the adapter.
+        auto ch = t.set_state_if(id, store::state::delivered, {store::state::waiting, store::state::routed},
+                                 "fetched by the receiver");
         if (!ch)
             return ch.error();
         *changed = *ch;
@@ -746,6 +749,12 @@ asio::awaitable<void> engine::fetched(std::string id) {
         if (auto row = store_.thread_reader().get(id); row && *row)
             observer_->delivery("delivered", (*row)->rule, (*row)->adapter, store::now_ms() - (*row)->received_at);
     notify(id);
+}
+
+bool engine::waits_for_pickup(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    auto it = adapters_.find(name);
+    return it != adapters_.end() && it->second->type() == "pull";
 }
 
 asio::awaitable<intake_answer> engine::resend(std::string id) {

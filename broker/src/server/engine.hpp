@@ -110,6 +110,10 @@ public:
 
     /// GET /Messages/{id}/business-document by the receiver: a pull delivery is now delivered.
     boost::asio::awaitable<void> fetched(std::string id);
+    /// Whether adapter instance 'name' leaves messages in the inbox for the receiver to fetch
+    /// (type pull): such a message may be fetched while still 'routed', before the adapter's
+    /// 'waiting' is recorded, and that fetch is its delivery too.
+    bool waits_for_pickup(const std::string& name) const;
 
     /// A registration for changes of one message (any committed write the engine makes for it).
     struct watcher {

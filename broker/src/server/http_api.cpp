@@ -608,7 +608,8 @@ asio::awaitable<http_api::response> http_api::handle(request& req) {
             co_return error_response(500, body.error().code, body.error().message);
         if (!*body)
             co_return error_response(404, "not-found", "no document for " + doc_id);
-        if (doc_id == id && m.state == std::string_view(store::state::waiting))
+        if (doc_id == id && (m.state == std::string_view(store::state::waiting) ||
+                             (m.state == std::string_view(store::state::routed) && engine_.waits_for_pickup(m.adapter))))
             co_await engine_.fetched(id);
         std::string_view accept = req[http::field::accept];
         if (accept.find("application/json") != std::string_view::npos) {
