@@ -751,6 +751,11 @@ asio::awaitable<void> engine::fetched(std::string id) {
     notify(id);
 }
 
+void engine::unclaim_locked(const std::string& id) {
+    in_flight_.erase(id);
+    drained_.notify_all();  // stop() may be waiting for in_flight_ to empty
+}
+
 bool engine::waits_for_pickup(const std::string& name) const {
     std::lock_guard lk(mu_);
     auto it = adapters_.find(name);
@@ -806,8 +811,7 @@ asio::awaitable<intake_answer> engine::resend(std::string id) {
     auto r = co_await store_write(store_, std::move(op));
     if (!r) {
         std::lock_guard lk(mu_);
-        in_flight_.erase(id);
-        drained_.notify_all();
+        unclaim_locked(id);
         co_return fail(503, r.error().code, r.error().message);
     }
     log::info("resend", {{"id", id}, {"rule", rule}, {"adapter", adapter_name}});
@@ -900,9 +904,8 @@ void engine::release(const std::vector<pending_delivery>& ds, std::vector<bool>&
     std::lock_guard lk(mu_);
     for (std::size_t i = 0; i < ds.size(); ++i)
         if (claimed[i]) {
-            in_flight_.erase(std::get<0>(ds[i]));
+            unclaim_locked(std::get<0>(ds[i]));
             claimed[i] = false;
-            drained_.notify_all();
         }
 }
 
@@ -917,8 +920,7 @@ void engine::dispatch(job j) {
         if (stopped_ || draining_ ||
             (!j.claimed && (in_flight_.count(j.id) || in_flight_.size() >= max_in_flight))) {
             if (j.claimed) {
-                in_flight_.erase(j.id);
-                drained_.notify_all();
+                unclaim_locked(j.id);
             }
             return;
         }
@@ -926,8 +928,7 @@ void engine::dispatch(job j) {
         if (it == adapters_.end()) {
             log::warn("deliver.no-adapter", {{"id", j.id}, {"adapter", j.adapter}});
             if (j.claimed) {
-                in_flight_.erase(j.id);
-                drained_.notify_all();
+                unclaim_locked(j.id);
             }
             return;
         }
@@ -954,7 +955,7 @@ void engine::on_result(job j, delivery_result r) {
     {
         std::lock_guard lk(mu_);
         if (stopped_) {
-            in_flight_.erase(j.id);
+            unclaim_locked(j.id);
             return;  // left as routed/failed: delivered again after a restart (at least once)
         }
     }
@@ -1027,8 +1028,7 @@ void engine::on_result(job j, delivery_result r) {
             observer_->delivery(what, rule, adapter, latency);
         {
             std::lock_guard lk(mu_);
-            in_flight_.erase(id);
-            drained_.notify_all();
+            unclaim_locked(id);
         }
         notify(id);
     };
@@ -1037,8 +1037,7 @@ void engine::on_result(job j, delivery_result r) {
         // delivers it again later (at least once; receivers de-duplicate on MsgId).
         log::warn("deliver.store-busy", {{"id", id}, {"reason", s.error().message}});
         std::lock_guard lk(mu_);
-        in_flight_.erase(id);
-        drained_.notify_all();
+        unclaim_locked(id);
     }
 }
 
@@ -1066,8 +1065,7 @@ void engine::scan() {
             }
             auto release = [&] {
                 std::lock_guard lk(mu_);
-                in_flight_.erase(stale.id);
-                drained_.notify_all();
+                unclaim_locked(stale.id);
             };
             auto fresh = rd.get(stale.id);
             if (!fresh || !*fresh ||

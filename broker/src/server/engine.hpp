@@ -147,6 +147,8 @@ private:
     static constexpr std::size_t max_in_flight = 8192;
     /// Put the ids in in_flight_ (up to max_in_flight); which ones were claimed.
     std::vector<bool> claim(const std::vector<pending_delivery>& ds);
+    /// Take 'id' out of in_flight_ and wake a draining stop(); mu_ must be held.
+    void unclaim_locked(const std::string& id);
     /// Take the claimed ones out of in_flight_ again (the write failed or was a duplicate).
     void release(const std::vector<pending_delivery>& ds, std::vector<bool>& claimed);
 
