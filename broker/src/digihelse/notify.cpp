@@ -45,15 +45,6 @@ std::vector<std::string> split(std::string_view s, char sep) {
     return out;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size())
-        return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
-
 http_extension::response json_response(unsigned status, std::string body) {
     http_extension::response r{static_cast<http::status>(status), 11};
     r.set(http::field::server, "edibroker");

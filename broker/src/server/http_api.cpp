@@ -212,6 +212,8 @@ std::string_view media_type(std::string_view ct) {
     return ct;
 }
 
+} // namespace
+
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size())
         return false;
@@ -220,8 +222,6 @@ bool iequals(std::string_view a, std::string_view b) {
             return false;
     return true;
 }
-
-} // namespace
 
 std::string percent_decode(std::string_view s) {
     std::string out;

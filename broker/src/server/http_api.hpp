@@ -19,6 +19,8 @@
 
 namespace broker {
 
+/// ASCII case-insensitive equality (path segments, header values).
+bool iequals(std::string_view a, std::string_view b);
 /// 'text' with %XX sequences decoded and '+' as a space (a malformed % sequence stays as it is).
 std::string percent_decode(std::string_view text);
 /// The parameters of a query string: names lower-cased (the EDI 2.0 API's names are
