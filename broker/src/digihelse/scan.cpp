@@ -79,9 +79,9 @@ public:
                       const xc::Attributes& attrs) override {
         std::u16string_view ns(uri ? uri : u"");
         std::u16string_view name(local ? local : u"");
-        const std::size_t depth = stack_.size();
+        const std::size_t depth = depth_;
         if (capturing_ && depth >= capture_depth_) {
-            stack_.push_back({std::u16string(ns), std::u16string(name)});
+            push(name);
             return;  // markup inside a text field: its text counts, the element does not
         }
         const bool dialog = ns.substr(0, dialog_ns_prefix.size()) == dialog_ns_prefix;
@@ -148,8 +148,8 @@ public:
                                           name == u"integer" || name == u"date")) {
                 // The value of the property that is the parent element.
                 if (depth >= 2) {
-                    property_ = stack_[depth - 1].second;
-                    const std::u16string& owner = stack_[depth - 2].second;  // "properties"
+                    property_ = names_[depth - 1];
+                    const std::u16string& owner = names_[depth - 2];  // "properties"
                     const bool of_event = in_event_ && owner == u"properties";
                     const bool of_calendar = !in_event_ && owner == u"properties";
                     if (of_event || (of_calendar && property_ == u"method"))
@@ -157,15 +157,15 @@ public:
                 }
             }
         }
-        stack_.push_back({std::u16string(ns), std::u16string(name)});
+        push(name);
     }
 
     void endElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const) override {
         std::u16string_view ns(uri ? uri : u"");
         std::u16string_view name(local ? local : u"");
-        if (!stack_.empty())
-            stack_.pop_back();
-        if (capturing_ && stack_.size() == capture_depth_) {
+        if (depth_ > 0)
+            --depth_;
+        if (capturing_ && depth_ == capture_depth_) {
             end_capture();
         }
         if (capturing_)
@@ -230,11 +230,21 @@ private:
         return v ? std::u16string_view(v) : std::u16string_view();
     }
 
-    bool parent_is(std::u16string_view name) const { return !stack_.empty() && stack_.back().second == name; }
+    bool parent_is(std::u16string_view name) const { return depth_ > 0 && names_[depth_ - 1] == name; }
+
+    /// Enter an element. The names' storage is reused from element to element (no allocation per
+    /// element once the deepest level has been seen: this runs on every message, issue 3).
+    void push(std::u16string_view name) {
+        if (depth_ < names_.size())
+            names_[depth_].assign(name);
+        else
+            names_.emplace_back(name);
+        ++depth_;
+    }
 
     void begin_capture(field f) {
         capturing_ = true;
-        capture_depth_ = stack_.size();  // the field element is pushed right after this call
+        capture_depth_ = depth_;  // the field element is pushed right after this call
         field_ = f;
         buf_.clear();
         overflow_ = false;
@@ -301,7 +311,8 @@ private:
     }
 
     scan_result& r_;
-    std::vector<std::pair<std::u16string, std::u16string>> stack_;  // (namespace, local name)
+    std::vector<std::u16string> names_;  // local names of the open elements: [0, depth_)
+    std::size_t depth_ = 0;
     int document_ = 0;
     bool capturing_ = false;
     std::size_t capture_depth_ = 0;
