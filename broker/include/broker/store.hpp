@@ -260,7 +260,9 @@ struct options {
     std::size_t queue_limit = 10000;   ///< writer queue bound; beyond it submit() answers store.busy
 };
 
-/// A write operation; runs on the writer thread inside the group transaction.
+/// A write operation; runs on the writer thread inside the group transaction. It may run twice
+/// (when another operation of its batch fails, the batch is run again with a savepoint each), so
+/// it assigns its outputs rather than accumulating them, and has no effect outside the transaction.
 using write_op = std::function<result<void>(write_txn&)>;
 /// Called on the writer thread once the group transaction is durably committed (ok) or failed.
 /// Keep it short: hand the result to your own executor.

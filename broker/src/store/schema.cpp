@@ -229,6 +229,22 @@ CREATE TABLE dialogue_facts (
     parent_id          TEXT              -- broker id of the parent message, when known
 ) WITHOUT ROWID;
 )sql"},
+{5, R"sql(
+-- One index for both de-duplication and look-up by MsgId (issue 3's profile: every index on a
+-- random key costs a page write per message). NULLs are distinct in a UNIQUE index, so a message
+-- with an unknown sender or MsgId is still stored and never de-duplicated, as before; and the
+-- index now also serves "msgId = ?" (AppRec linking, the operators' search), which had its own.
+DROP INDEX ux_messages_sender_msg_id;
+DROP INDEX ix_messages_msg_id;
+CREATE UNIQUE INDEX ux_messages_msg_id ON messages(msg_id, sender_her);
+-- A partial index's WHERE runs for every row written. SQLite codes an IN list of more than two
+-- constants as a temporary b-tree built anew each time, so "state IN (3 states)" cost a b-tree
+-- per message written (issue 3's profile); the same condition as ORs is three comparisons.
+-- reader::pending's WHERE must match this text.
+DROP INDEX ix_messages_pending;
+CREATE INDEX ix_messages_pending ON messages(adapter, state, received_at)
+    WHERE state = 'routed' OR state = 'failed' OR state = 'waiting';
+)sql"},
 };
 // clang-format on
 

@@ -79,7 +79,7 @@ std::string list_sql(const message_filter& f) {
     // "receivers + state" from the state index and walk every message in that state.
     const char* index = "ix_messages_received";
     if (!f.msg_id.empty())
-        index = "ix_messages_msg_id";
+        index = "ux_messages_msg_id";
     else if (!f.conversation.empty())
         index = "ix_messages_conversation";
     else if (!f.receivers.empty())
@@ -134,7 +134,8 @@ std::string operator_sql(std::string_view name) {
         return "SELECT min(received_at) FROM messages INDEXED BY ix_messages_received";
     if (name == "pending")
         return "SELECT adapter, state, count(*), min(received_at) FROM messages INDEXED BY ix_messages_pending"
-               " WHERE state IN ('routed', 'failed', 'waiting') GROUP BY adapter, state ORDER BY adapter, state";
+               " WHERE state = 'routed' OR state = 'failed' OR state = 'waiting'"
+               " GROUP BY adapter, state ORDER BY adapter, state";
     if (name == "rules")
         // Skip-scan over ix_messages_rule: one index seek per distinct rule, not one step per message.
         return "WITH RECURSIVE r(x) AS (SELECT (SELECT min(rule) FROM messages INDEXED BY ix_messages_rule)"
@@ -142,7 +143,7 @@ std::string operator_sql(std::string_view name) {
                " FROM r WHERE r.x IS NOT NULL) SELECT x FROM r WHERE x IS NOT NULL";
     if (name == "prune")
         return "DELETE FROM messages WHERE id IN (SELECT id FROM messages INDEXED BY ix_messages_rule"
-               " WHERE rule IS ?1 AND received_at < ?2 AND state NOT IN ('routed', 'failed', 'waiting')"
+               " WHERE rule IS ?1 AND received_at < ?2 AND state <> 'routed' AND state <> 'failed' AND state <> 'waiting'"
                " ORDER BY received_at LIMIT ?3)";
     return {};
 }

@@ -13,9 +13,11 @@
 //           connection; every reader handed out answers store.closed.
 //
 // Group commit (writer thread, run_batch): take up to max_batch queued operations, BEGIN
-// IMMEDIATE, run each inside SAVEPOINT op (an operation returning an error is rolled back to its
-// savepoint alone), COMMIT, then call every done: ok, or the operation's own error. When BEGIN or
-// COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
+// IMMEDIATE, run them back to back, COMMIT, then call every done. If an operation returns an
+// error, that pass is rolled back and the batch runs again with each operation inside SAVEPOINT op
+// (the failing one is rolled back to its savepoint alone); every done then gets ok or the
+// operation's own error. So an operation may run twice: it must only assign what it hands out, not
+// accumulate. When BEGIN or COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
 // queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
 //
 // Checkpoints: not on the writer. A WAL hook on the writer's connection (after each commit) wakes
@@ -101,6 +103,11 @@ private:
     void run_writer();
     /// Run one batch in one transaction; results[i] receives operation i's outcome.
     void run_batch(std::vector<pending>& batch, std::vector<result<void>>& results, const fault_hook& hook);
+    enum class pass { committed, aborted, op_failed };
+    /// One try at the batch: with 'savepoints' each operation runs in its own; without, the first
+    /// failing operation rolls the whole pass back (op_failed) and nothing is committed.
+    pass run_pass(std::vector<pending>& batch, std::vector<result<void>>& results, const fault_hook& hook,
+                  bool savepoints);
     void enter_failed(const error& e);
     /// WAL hook of the writer's connection: runs on the writer thread after each commit.
     static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);

@@ -113,11 +113,17 @@ result<void> writer_conn::prepare_all() {
          " http_status, response_json)"
          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
          " ?22, ?22, ?23, ?24, ?25, ?26)"
-         " ON CONFLICT(sender_her, msg_id) WHERE sender_her IS NOT NULL AND msg_id IS NOT NULL DO NOTHING"},
+         " ON CONFLICT(msg_id, sender_her) DO NOTHING"},
         {duplicate_, "SELECT id, http_status, response_json FROM messages WHERE sender_her = ?1 AND msg_id = ?2"},
         {body_, "INSERT INTO bodies(id, raw) VALUES(?1, ?2)"},
         {transition_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4)"},
+        // A message's first transitions (received, validated, routed) in one statement.
+        {transitions2_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4), (?1, ?5, ?3, ?6)"},
+        {transitions3_, "INSERT INTO transitions(message_id, state, at, detail)"
+                        " VALUES(?1, ?2, ?3, ?4), (?1, ?5, ?3, ?6), (?1, ?7, ?3, ?8)"},
         {set_state_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1"},
+        // set_state_if in one statement; the current state is read only when nothing changed.
+        {set_state_from_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1 AND (state = ?4 OR state = ?5 OR state = ?6)"},
         {current_state_, "SELECT state FROM messages WHERE id = ?1"},
         {touch_, "UPDATE messages SET updated_at = ?2 WHERE id = ?1"},
         {delivery_,
@@ -151,7 +157,8 @@ result<void> writer_conn::prepare_all() {
 
 void writer_conn::close() {
     statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
-                        &insert_,  &duplicate_, &body_,       &transition_, &set_state_, &current_state_,
+                        &insert_,  &duplicate_, &body_,       &transition_, &transitions2_, &transitions3_,
+                        &set_state_, &set_state_from_, &current_state_,
                         &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
                         &party_,   &delete_parties_, &prune_};
     for (auto* s : all)
@@ -297,10 +304,26 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
     if (m.initial_states.empty()) {
         if (auto r = insert_transition(m.id, m.state, now, initial_detail(m, m.state)); !r)
             return r.error();
+    } else if (m.initial_states.size() == 2 || m.initial_states.size() == 3) {
+        const statement& st = m.initial_states.size() == 2 ? transitions2_ : transitions3_;
+        reset_guard g(st);
+        sqlite3_stmt* s = st.get();
+        bind_text(s, 1, m.id);
+        bind_int(s, 3, now);
+        constexpr int state_param[] = {2, 5, 7}, detail_param[] = {4, 6, 8};
+        std::string details[3];  // bound SQLITE_STATIC: alive until the step
+        for (std::size_t i = 0; i < m.initial_states.size(); ++i) {
+            details[i] = initial_detail(m, m.initial_states[i]);
+            bind_text(s, state_param[i], m.initial_states[i]);
+            bind_opt(s, detail_param[i], details[i]);
+        }
+        if (int rc = sqlite3_step(s); rc != SQLITE_DONE)
+            return fail(rc, "insert transitions");
+    } else {
+        for (const auto& s : m.initial_states)
+            if (auto r = insert_transition(m.id, s, now, initial_detail(m, s)); !r)
+                return r.error();
     }
-    for (const auto& s : m.initial_states)
-        if (auto r = insert_transition(m.id, s, now, initial_detail(m, s)); !r)
-            return r.error();
     insert_outcome out;
     out.id = m.id;
     out.http_status = m.http_status;
@@ -323,6 +346,31 @@ result<void> writer_conn::set_state(std::string_view id, std::string_view state,
 
 result<bool> writer_conn::set_state_if(std::string_view id, std::string_view state,
                                        std::initializer_list<std::string_view> from, std::string_view detail) {
+    if (from.size() == 0)
+        return false;
+    const millis now = now_ms();
+    if (from.size() <= 3) {
+        reset_guard g(set_state_from_);
+        sqlite3_stmt* s = set_state_from_.get();
+        bind_text(s, 1, id);
+        bind_text(s, 2, state);
+        bind_int(s, 3, now);
+        int at = 4;
+        for (std::string_view f : from)
+            bind_text(s, at++, f);
+        for (; at <= 6; ++at)  // the unused places repeat the first state
+            bind_text(s, at, *from.begin());
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return fail(rc, "set state");
+        if (sqlite3_changes(db_) > 0) {
+            if (auto r = insert_transition(id, state, now, detail); !r)
+                return r.error();
+            return true;
+        }
+    }
+    // Nothing changed (or more than three states to compare): is the message there at all, and in
+    // which state?
     std::string current;
     {
         reset_guard g(current_state_);
@@ -334,7 +382,7 @@ result<bool> writer_conn::set_state_if(std::string_view id, std::string_view sta
             return fail(rc, "read state");
         current = col_text(current_state_.get(), 0);
     }
-    if (std::find(from.begin(), from.end(), std::string_view(current)) == from.end())
+    if (from.size() <= 3 || std::find(from.begin(), from.end(), std::string_view(current)) == from.end())
         return false;
     if (auto r = set_state(id, state, detail); !r)
         return r.error();

@@ -42,7 +42,7 @@ TEST_CASE("every admin list filter is served from an index", "[unit][admin]") {
         {"receivers", {{"receiver", "9100110,9100111"}}, "ix_messages_receiver_state"},
         {"type", {{"type", "DIALOG_INNBYGGER_EKONTAKT"}}, "ix_messages_type"},
         {"state", {{"state", "dead"}}, "ix_messages_state"},
-        {"msgId", {{"msgId", "x"}}, "ix_messages_msg_id"},
+        {"msgId", {{"msgId", "x"}}, "ux_messages_msg_id"},
         {"time range", {{"from", "-7d"}, {"to", "-1d"}}, "ix_messages_received"},
         {"no filter (newest first)", {}, "ix_messages_received"},
         {"receiver + state + time", {{"receiver", "1"}, {"state", "waiting"}, {"from", "-1h"}},
@@ -62,7 +62,7 @@ TEST_CASE("every admin list filter is served from an index", "[unit][admin]") {
         check_indexed(plan_of(path, broker::store::detail::list_sql(f)), "ix_messages_conversation");
         broker::store::message_filter g;
         g.msg_id = "c";
-        check_indexed(plan_of(path, broker::store::detail::list_sql(g)), "ix_messages_msg_id");
+        check_indexed(plan_of(path, broker::store::detail::list_sql(g)), "ux_messages_msg_id");
     }
 }
 

@@ -61,7 +61,7 @@ TEST_CASE("open creates the folder, the file and the schema", "[unit][store]") {
         CHECK(tables.find(t) != std::string::npos);
     auto indexes = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE "
                                      "'sqlite_autoindex%' ORDER BY name");
-    CHECK(indexes.find("ux_messages_sender_msg_id") != std::string::npos);
+    CHECK(indexes.find("ux_messages_msg_id") != std::string::npos);
     CHECK(indexes.find("ix_messages_due") != std::string::npos);
     CHECK(indexes.find("ix_messages_receiver_state") != std::string::npos);
 }

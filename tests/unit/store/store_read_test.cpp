@@ -339,8 +339,10 @@ TEST_CASE("every list shape is served from an index", "[unit][store]") {
         {"sender", with([](auto& f) { f.sender = "1"; }), true},
         {"type", with([](auto& f) { f.msg_type = "x"; }), true},
         {"state", with([](auto& f) { f.state = "x"; }), true},
-        {"msg_id", with([](auto& f) { f.msg_id = "x"; }), true},
-        {"msg_id + receiver", with([](auto& f) { f.msg_id = "x", f.receivers = {"1"}; }), true},
+        // Served by the de-duplication index (msg_id, sender): a MsgId matches one message per
+        // sender, so what is sorted is a handful of rows.
+        {"msg_id", with([](auto& f) { f.msg_id = "x"; }), false},
+        {"msg_id + receiver", with([](auto& f) { f.msg_id = "x", f.receivers = {"1"}; }), false},
         {"conversation", with([](auto& f) { f.conversation = "x"; }), true},
         {"time range", with([](auto& f) { f.from = 1, f.to = 2; }), true},
         {"sender + type + range",

@@ -391,6 +391,54 @@ TEST_CASE("a failing operation in a batch is rolled back alone", "[unit][store]"
     }
 }
 
+TEST_CASE("a batch runs once without savepoints; a failure runs it again, each in its own", "[unit][store]") {
+    // The fast pass runs the operations back to back; only when one fails is the batch run again
+    // with a savepoint per operation (sqlite_store.hpp). So an operation runs once or twice, and the
+    // committed outcome is the same either way.
+    testing::temp_dir d;
+    auto s = open_ok(options_in(d));
+    auto runs = std::make_shared<std::vector<int>>(4, 0);
+    auto op = [runs](int i, bool fail) -> broker::store::write_op {
+        return [runs, i, fail](broker::store::write_txn& t) -> result<void> {
+            ++(*runs)[static_cast<std::size_t>(i)];
+            if (auto o = t.insert_message(make_msg("p" + std::to_string(i), "8093240")); !o)
+                return o.error();
+            if (fail)
+                return broker::error("test.fail", "this operation fails");
+            return {};
+        };
+    };
+    for (bool with_failure : {false, true}) {
+        INFO("with a failing operation: " << with_failure);
+        std::fill(runs->begin(), runs->end(), 0);
+        gate g;
+        REQUIRE(s->submit(g.op(), {}));
+        g.wait_started();
+        done_log log;
+        const int base = with_failure ? 2 : 0;
+        REQUIRE(s->submit(op(base, false), log.done()));
+        REQUIRE(s->submit(op(base + 1, with_failure), log.done()));
+        g.release();
+        REQUIRE(broker::store::write_sync(*s, [](auto&) -> result<void> { return {}; }));
+        REQUIRE(log.results.size() == 2);
+        CHECK(log.results[0]);
+        CHECK(bool(log.results[1]) == !with_failure);
+        CHECK((*runs)[static_cast<std::size_t>(base)] == (with_failure ? 2 : 1));
+        CHECK((*runs)[static_cast<std::size_t>(base + 1)] == (with_failure ? 2 : 1));
+        CHECK(get_row(*s, "p" + std::to_string(base)).state == "routed");
+        // The first transitions are written in one statement, in order.
+        auto tr = s->thread_reader().transitions("p" + std::to_string(base));
+        REQUIRE(tr);
+        REQUIRE(tr->size() == 3);
+        CHECK((*tr)[0].state == "received");
+        CHECK((*tr)[1].state == "validated");
+        CHECK((*tr)[2].state == "routed");
+        auto failed = s->thread_reader().get("p" + std::to_string(base + 1));
+        REQUIRE(failed);
+        CHECK(failed->has_value() == !with_failure);
+    }
+}
+
 TEST_CASE("back-pressure: a full queue answers store.busy at once, then drains", "[unit][store]") {
     testing::temp_dir d;
     auto o = options_in(d);
