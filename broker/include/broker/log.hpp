@@ -20,6 +20,8 @@ using field = std::pair<std::string_view, std::string_view>;
 
 /// Emit {"ts":...,"level":...,"event":event, fields...}. Thread-safe, one write(2) per line.
 void emit(level l, std::string_view event, std::initializer_list<field> fields = {});
+/// The line emit writes (with its newline), whatever the level in force.
+std::string format_line(level l, std::string_view event, std::initializer_list<field> fields);
 
 inline void debug(std::string_view e, std::initializer_list<field> f = {}) { emit(level::debug, e, f); }
 inline void info(std::string_view e, std::initializer_list<field> f = {}) { emit(level::info, e, f); }
