@@ -28,8 +28,25 @@ namespace xc = XERCES_CPP_NAMESPACE;
 
 namespace {
 
+using namespace std::string_view_literals;  // u"..."sv: the size is known, so == checks it first
+
 constexpr std::u16string_view dialog_ns_prefix = u"http://www.kith.no/xmlstds/dialog/";
 constexpr std::u16string_view xcal_ns = u"urn:ietf:params:xml:ns:icalendar-2.0";
+
+/// True if the NUL-terminated 's' begins with 'prefix'; stops at the first difference instead of
+/// measuring 's' (it runs for every element of every citizen message).
+bool starts_with(const XMLCh* s, std::u16string_view prefix) {
+    if (!s)
+        return prefix.empty();
+    for (char16_t c : prefix) {
+        if (*s != c)  // also stops at the end of 's'
+            return false;
+        ++s;
+    }
+    return true;
+}
+
+bool equals(const XMLCh* s, std::u16string_view v) { return starts_with(s, v) && s[v.size()] == 0; }
 constexpr std::size_t capture_cap = 64 * 1024;  // UTF-16 units kept per text field
 
 std::string to_utf8(std::u16string_view s) {
@@ -77,82 +94,81 @@ public:
 
     void startElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const,
                       const xc::Attributes& attrs) override {
-        std::u16string_view ns(uri ? uri : u"");
         std::u16string_view name(local ? local : u"");
         const std::size_t depth = depth_;
         if (capturing_ && depth >= capture_depth_) {
             push(name);
             return;  // markup inside a text field: its text counts, the element does not
         }
-        const bool dialog = ns.substr(0, dialog_ns_prefix.size()) == dialog_ns_prefix;
-        const bool xcal = ns == xcal_ns;
+        const bool dialog = starts_with(uri, dialog_ns_prefix);
+        const bool xcal = equals(uri, xcal_ns);
 
-        if (depth == 1 && name == u"Document") {
+        if (depth == 1 && name == u"Document"sv) {
             ++document_;
             if (document_ >= 2) {
                 r_.documents.push_back({});
                 r_.documents.back().document = document_;
             }
-        } else if (document_ >= 2 && parent_is(u"RefDoc")) {
+        } else if (document_ >= 2 && parent_is(u"RefDoc"sv)) {
             attachment& a = r_.documents.back();
-            if (name == u"MsgType")
+            if (name == u"MsgType"sv)
                 a.msg_type = to_utf8(attr(attrs, u"V"));
-            else if (name == u"MimeType")
+            else if (name == u"MimeType"sv)
                 begin_capture(field::mime);
-            else if (name == u"FileReference")
+            else if (name == u"FileReference"sv)
                 a.external = true;
-        } else if (document_ >= 2 && parent_is(u"Content") && r_.documents.back().content_root.empty()) {
+        } else if (document_ >= 2 && parent_is(u"Content"sv) && r_.documents.back().content_root.empty()) {
             attachment& a = r_.documents.back();
             a.content_root = to_utf8(name);
-            a.content_ns = to_utf8(ns);
-            if (name == u"Base64Container") {
+            a.content_ns = to_utf8(uri ? std::u16string_view(uri) : std::u16string_view());
+            if (name == u"Base64Container"sv) {
                 in_base64_ = true;
                 b64_count_ = 0;
                 head_b64_.clear();
             }
         }
 
-        if (dialog && (name == u"Sporsmal" || name == u"EmneSporsmal" || name == u"TekstNotatInnhold")) {
+        if (dialog && (name == u"Sporsmal"sv || name == u"EmneSporsmal"sv || name == u"TekstNotatInnhold"sv)) {
             begin_capture(field::text);
-        } else if (dialog && name == u"Begrunnelse") {
+        } else if (dialog && name == u"Begrunnelse"sv) {
             r_.has_reason = true;
             begin_capture(field::reason);
-        } else if (dialog && name == u"RollerRelatertNotat") {
+        } else if (dialog && name == u"RollerRelatertNotat"sv) {
             in_roles_ = true;
             role_ = {};
-        } else if (dialog && in_roles_ && name == u"RoleToPatient" && parent_is(u"RollerRelatertNotat")) {
+        } else if (dialog && in_roles_ && name == u"RoleToPatient"sv && parent_is(u"RollerRelatertNotat"sv)) {
             role_.role = to_utf8(attr(attrs, u"V"));
             role_.role_system = to_utf8(attr(attrs, u"S"));
             role_.role_name = to_utf8(attr(attrs, u"DN"));
-        } else if (dialog && in_roles_ && name == u"Person" && parent_is(u"RollerRelatertNotat")) {
+        } else if (dialog && in_roles_ && name == u"Person"sv && parent_is(u"RollerRelatertNotat"sv)) {
             in_person_ = true;
             role_.present = true;
-        } else if (in_person_ && name == u"Ident" && parent_is(u"Person")) {
+        } else if (in_person_ && name == u"Ident"sv && parent_is(u"Person"sv)) {
             ++person_idents_;
-        } else if (in_person_ && person_idents_ == 1 && parent_is(u"Ident")) {
-            if (name == u"Id")
+        } else if (in_person_ && person_idents_ == 1 && parent_is(u"Ident"sv)) {
+            if (name == u"Id"sv)
                 begin_capture(field::person_id);
-            else if (name == u"TypeId")
+            else if (name == u"TypeId"sv)
                 role_.id_type = to_utf8(attr(attrs, u"V"));
         }
 
         if (xcal) {
-            if (name == u"icalendar" || name == u"vcalendar")
+            if (name == u"icalendar"sv || name == u"vcalendar"sv)
                 r_.has_calendar = true;
-            if (name == u"vevent") {
+            if (name == u"vevent"sv) {
                 r_.events.emplace_back();
                 in_event_ = true;
-            } else if (name == u"parameters") {
+            } else if (name == u"parameters"sv) {
                 ++in_parameters_;
-            } else if (!in_parameters_ && (name == u"text" || name == u"date-time" || name == u"uri" ||
-                                          name == u"integer" || name == u"date")) {
+            } else if (!in_parameters_ && (name == u"text"sv || name == u"date-time"sv || name == u"uri"sv ||
+                                          name == u"integer"sv || name == u"date"sv)) {
                 // The value of the property that is the parent element.
                 if (depth >= 2) {
                     property_ = names_[depth - 1];
                     const std::u16string& owner = names_[depth - 2];  // "properties"
-                    const bool of_event = in_event_ && owner == u"properties";
-                    const bool of_calendar = !in_event_ && owner == u"properties";
-                    if (of_event || (of_calendar && property_ == u"method"))
+                    const bool of_event = in_event_ && owner == u"properties"sv;
+                    const bool of_calendar = !in_event_ && owner == u"properties"sv;
+                    if (of_event || (of_calendar && property_ == u"method"sv))
                         begin_capture(of_event ? field::event_value : field::method);
                 }
             }
@@ -161,7 +177,6 @@ public:
     }
 
     void endElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const) override {
-        std::u16string_view ns(uri ? uri : u"");
         std::u16string_view name(local ? local : u"");
         if (depth_ > 0)
             --depth_;
@@ -170,26 +185,26 @@ public:
         }
         if (capturing_)
             return;
-        if (in_base64_ && name == u"Base64Container") {
+        if (in_base64_ && name == u"Base64Container"sv) {
             in_base64_ = false;
             attachment& a = r_.documents.back();
             a.decoded_size = b64_count_ * 6 / 8;
             a.head = decode_head();
         }
-        const bool dialog = ns.substr(0, dialog_ns_prefix.size()) == dialog_ns_prefix;
-        if (dialog && name == u"Person" && in_person_) {
+        const bool dialog = starts_with(uri, dialog_ns_prefix);
+        if (dialog && name == u"Person"sv && in_person_) {
             in_person_ = false;
             person_idents_ = 0;
-        } else if (dialog && name == u"RollerRelatertNotat") {
+        } else if (dialog && name == u"RollerRelatertNotat"sv) {
             in_roles_ = false;
             // The first related Person is the one acting (later ones are ignored).
             if (role_.present && !r_.acting.present)
                 r_.acting = role_;
         }
-        if (ns == xcal_ns) {
-            if (name == u"vevent")
+        if (equals(uri, xcal_ns)) {
+            if (name == u"vevent"sv)
                 in_event_ = false;
-            else if (name == u"parameters" && in_parameters_ > 0)
+            else if (name == u"parameters"sv && in_parameters_ > 0)
                 --in_parameters_;
         }
     }
@@ -277,18 +292,18 @@ private:
             vevent& e = r_.events.back();
             std::string v = to_utf8(t);
             const std::u16string& p = property_;
-            if (p == u"uid") e.uid = v;
-            else if (p == u"dtstart") e.dtstart = v;
-            else if (p == u"dtend") e.dtend = v;
-            else if (p == u"dtstamp") e.dtstamp = v;
-            else if (p == u"summary") e.summary = v;
-            else if (p == u"description") e.description = v;
-            else if (p == u"location") e.location = v;
-            else if (p == u"url") e.url = v;
-            else if (p == u"contact") e.contact = v;
-            else if (p == u"related-to") e.related_to = v;
-            else if (p == u"status") e.status = v;
-            else if (p == u"sequence") e.sequence = v;
+            if (p == u"uid"sv) e.uid = v;
+            else if (p == u"dtstart"sv) e.dtstart = v;
+            else if (p == u"dtend"sv) e.dtend = v;
+            else if (p == u"dtstamp"sv) e.dtstamp = v;
+            else if (p == u"summary"sv) e.summary = v;
+            else if (p == u"description"sv) e.description = v;
+            else if (p == u"location"sv) e.location = v;
+            else if (p == u"url"sv) e.url = v;
+            else if (p == u"contact"sv) e.contact = v;
+            else if (p == u"related-to"sv) e.related_to = v;
+            else if (p == u"status"sv) e.status = v;
+            else if (p == u"sequence"sv) e.sequence = v;
             break;
         }
         }
