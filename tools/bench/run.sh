@@ -76,17 +76,8 @@ results="$work/results.jsonl"
 t_start=$(date +%s)
 say() { printf '[%3ds] %s\n' "$(( $(date +%s) - t_start ))" "$*" >&2; }
 
-# Wait (bounded) until a file has a line matching a pattern; print the line.
-wait_line() {
-  local file="$1" pattern="$2" pid="$3"
-  for _ in $(seq 1 400); do
-    if grep -m1 -e "$pattern" "$file" 2>/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || { echo "process $pid died; see $file" >&2; return 1; }
-    sleep 0.05
-  done
-  echo "timed out waiting for '$pattern' in $file" >&2
-  return 1
-}
+# shellcheck source=tools/bench/lib.sh
+source "$here/tools/bench/lib.sh"
 
 printf '{"name":"meta","mode":"%s","started":"%s","host":"%s","cores":%d,"kernel":"%s","connections":%d,"load_at_start":"%s"}\n' \
   "$([ $quick = 1 ] && echo quick || echo full)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname)" "$(nproc)" \
@@ -146,46 +137,7 @@ kill "$npid"; wait "$npid" 2>/dev/null || true
 
 # ---- 2. the broker, with a receiver standing for the vendor
 say "broker: starting the vendor receiver and edibroker (Release, defaults: synchronous=FULL, group commit 256)"
-"$BENCH" receive --port 0 >"$work/receiver.out" 2>&1 &
-rpid=$!; pids+=("$rpid")
-rport="$(wait_line "$work/receiver.out" 'receiving on' "$rpid" | sed 's/.*://')"
-
-mkdir -p "$work/rules"
-cat >"$work/registry.xml" <<'EOF'
-<Registry xmlns="urn:edibroker:registry:1">
-  <CommunicationParty><HerId>115851</HerId><Name>Direktoratet for e-helse</Name><Type>Organization</Type>
-    <Municipality><CodeValue>0301</CodeValue></Municipality></CommunicationParty>
-  <CommunicationParty><HerId>8093244</HerId><Name>Helsenorge.no</Name><Type>Service</Type>
-    <ParentHerId>115851</ParentHerId><Municipality><CodeValue>0301</CodeValue></Municipality>
-    <Adapter>portal-inbox</Adapter></CommunicationParty>
-  <CommunicationParty><HerId>9100100</HerId><Name>Oslo kommune</Name><Type>Organization</Type>
-    <Municipality><CodeValue>0301</CodeValue></Municipality></CommunicationParty>
-  <CommunicationParty><HerId>9100110</HerId><Name>Hjemmetjenesten Grunerlokka</Name><Type>Service</Type>
-    <ParentHerId>9100100</ParentHerId><Municipality><CodeValue>0301</CodeValue></Municipality>
-    <Adapter>vendor</Adapter></CommunicationParty>
-</Registry>
-EOF
-cat >"$work/rules/bench.xml" <<EOF
-<routing-rules xmlns="urn:edibroker:routing-rules:1">
-  <adapter name="portal-inbox" type="pull"/>
-  <adapter name="vendor" type="http-push">
-    <option name="url" value="http://127.0.0.1:$rport/vendor"/>
-    <option name="timeout-ms" value="10000"/>
-  </adapter>
-  <rule id="oslo-vendor" priority="100">
-    <match receiver-or-ancestor="9100100"/>
-    <deliver adapter="vendor"/>
-  </rule>
-  <rule id="portal" priority="100">
-    <match receiver-or-ancestor="115851"/>
-    <deliver adapter="portal-inbox"/>
-  </rule>
-</routing-rules>
-EOF
-"$BROKER" serve --listen 127.0.0.1:0 --data-dir "$work/data" --rules "$work/rules" --registry "$work/registry.xml" \
-  >"$work/broker.out" 2>"$work/broker.log" &
-bpid=$!; pids+=("$bpid")
-bport="$(wait_line "$work/broker.out" '^listening on' "$bpid" | sed 's/.*://')"
+start_broker
 
 say "broker: peak, closed loop, $conns senders, ${PEAK_SECS}s"
 "$BENCH" send --port "$bport" --connections "$conns" --seconds "$PEAK_SECS" --receiver "127.0.0.1:$rport" \
