@@ -1,8 +1,31 @@
 # Shared by tools/bench/run.sh and tools/bench/profile.sh (sourced, not run): the bounded wait for
 # a process's line, and the vendor receiver + edibroker setup that both load.
 #
-# Needs: BENCH (edibroker-bench), BROKER (edibroker), work (a folder), pids (an array the caller's
-# cleanup kills). start_broker sets rpid, rport, bpid, bport.
+# bench_setup NAME: needs here, build (1: build) and keep (1: keep the work folder); sets bdir,
+# BROKER, BENCH, work (/tmp/edibroker-NAME.XXXXXX: ext4 on the virtio disk here, as in limits.md) and
+# pids (processes to stop), and stops them and removes work on exit.
+# start_broker sets rpid, rport, bpid, bport.
+
+bench_setup() {
+  bdir="$here/build-bench"
+  if ((build)); then
+    # Release; no -Werror: GCC 12 at -O3 warns falsely (-Wrestrict) inside libstdc++. The tests stay
+    # configured as they are (only the two targets below are built).
+    cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_BENCH=ON >/dev/null
+    cmake --build "$bdir" -j "$(nproc)" --target edibroker edibroker-bench | grep -v -e '^\[' -e 'Re-checking' || true
+  fi
+  BROKER="$bdir/broker/edibroker"
+  BENCH="$bdir/tools/bench/edibroker-bench"
+  work="$(mktemp -d "/tmp/edibroker-$1.XXXXXX")"
+  pids=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((keep)); then echo "kept $work"; else rm -rf "$work"; fi
+}
 
 # Wait (bounded: tries x 50 ms) until a file has a line matching a pattern; print the line.
 wait_line() {

@@ -35,24 +35,9 @@ if ! command -v valgrind >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq valgrind >/dev/null
 fi
 
-bdir="$here/build-bench"
-if ((build)); then
-  cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_BENCH=ON >/dev/null
-  cmake --build "$bdir" -j "$(nproc)" --target edibroker edibroker-bench | grep -v -e '^\[' -e 'Re-checking' || true
-fi
-BROKER="$bdir/broker/edibroker"
-BENCH="$bdir/tools/bench/edibroker-bench"
-
-work="$(mktemp -d /tmp/edibroker-profile.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((keep)); then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
 # shellcheck source=tools/bench/lib.sh
 source "$here/tools/bench/lib.sh"
+bench_setup profile  # build-bench (unless --no-build), BROKER, BENCH, a work folder on the disk
 
 out="$work/callgrind.out"
 start_broker valgrind --tool=callgrind --callgrind-out-file="$out"
@@ -67,7 +52,7 @@ dump="$(ls -t "$out".* 2>/dev/null | head -n1)"
 [ -n "$dump" ] || { echo "profile.sh: callgrind wrote no dump" >&2; exit 1; }
 cp "$dump" "$bdir/profile.callgrind"
 
-callgrind_annotate --inclusive=yes "$dump" >"$work/inclusive.txt" 2>/dev/null
+callgrind_annotate --inclusive=yes --threshold=100 "$dump" >"$work/inclusive.txt" 2>/dev/null
 python3 - "$sent" "$work/inclusive.txt" <<'PY'
 import re, sys
 n = int(sys.argv[1])

@@ -53,31 +53,12 @@ if ((${#need[@]})); then
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-bdir="$here/build-bench"
-if ((build)); then
-  # Release; no -Werror: GCC 12 at -O3 warns falsely (-Wrestrict) inside libstdc++. The tests stay
-  # configured as they are (only the two targets below are built).
-  cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_BENCH=ON >/dev/null
-  cmake --build "$bdir" -j "$(nproc)" --target edibroker edibroker-bench | grep -v -e '^\[' -e 'Re-checking' || true
-fi
-BROKER="$bdir/broker/edibroker"
-BENCH="$bdir/tools/bench/edibroker-bench"
-
-# ---- work folder on the disk (/tmp here is ext4 on the virtio disk, as in limits.md)
-work="$(mktemp -d /tmp/edibroker-bench.XXXXXX)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((keep)); then echo "kept $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+# shellcheck source=tools/bench/lib.sh
+source "$here/tools/bench/lib.sh"
+bench_setup bench  # build-bench (unless --no-build), BROKER, BENCH, a work folder on the disk
 results="$work/results.jsonl"
 t_start=$(date +%s)
 say() { printf '[%3ds] %s\n' "$(( $(date +%s) - t_start ))" "$*" >&2; }
-
-# shellcheck source=tools/bench/lib.sh
-source "$here/tools/bench/lib.sh"
 
 printf '{"name":"meta","mode":"%s","started":"%s","host":"%s","cores":%d,"kernel":"%s","connections":%d,"load_at_start":"%s"}\n' \
   "$([ $quick = 1 ] && echo quick || echo full)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname)" "$(nproc)" \
