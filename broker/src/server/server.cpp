@@ -17,6 +17,8 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <pthread.h>
+#include <string>
 #include <thread>
 
 namespace broker {
@@ -194,7 +196,8 @@ public:
         api_->start();
         engine_->start();
         for (int i = 0; i < cfg_.threads; ++i)
-            threads_.emplace_back([this] {
+            threads_.emplace_back([this, i] {
+                pthread_setname_np(pthread_self(), ("edb-io-" + std::to_string(i)).c_str());
                 // Build this thread's validator (grammar pool) before the first message arrives.
                 xml::thread_validator();
                 ioc_.run();

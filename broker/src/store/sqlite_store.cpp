@@ -7,6 +7,7 @@
 #include "store/sqlite_writer.hpp"
 
 #include <algorithm>
+#include <pthread.h>
 #include <cstdio>
 #include <ctime>
 #include <exception>
@@ -218,21 +219,27 @@ reader& sqlite_store::thread_reader() {
 
 int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int frames) {
     auto* s = static_cast<sqlite_store*>(self);
-    if (frames >= inline_checkpoint_pages) {
-        // The checkpointer does not keep up (or a reader pins the WAL): do what SQLite's
-        // auto-checkpoint would. SQLITE_BUSY (the checkpointer is at it) is fine.
-        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= checkpoint_pages) {
+    if (frames < s->ckpt_woken_at_)
+        s->ckpt_woken_at_ = 0;  // the WAL started again from its beginning
+    if (frames - s->ckpt_woken_at_ >= checkpoint_pages) {
+        s->ckpt_woken_at_ = frames;
         {
             std::lock_guard lk(s->ckpt_mu_);
             s->ckpt_wanted_ = true;
         }
+        s->ckpt_busy_.store(true, std::memory_order_relaxed);
         s->ckpt_cv_.notify_one();
+    } else if (s->ckpt_woken_at_ >= restart_checkpoint_pages && !s->ckpt_busy_.load(std::memory_order_acquire)) {
+        // The checkpointer, woken past restart_checkpoint_pages, has copied all but the frames
+        // written while it ran: copy those here, so that the next transaction restarts the WAL.
+        // SQLITE_BUSY is fine: the next commit tries again.
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
     return SQLITE_OK;
 }
 
 void sqlite_store::run_checkpointer() {
+    pthread_setname_np(pthread_self(), "edb-checkpoint");
     for (;;) {
         {
             std::unique_lock lk(ckpt_mu_);
@@ -244,6 +251,9 @@ void sqlite_store::run_checkpointer() {
         int rc = sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
             log::warn("store.checkpoint-failed", {{"path", opts_.path}, {"reason", sqlite3_errstr(rc)}});
+        std::lock_guard lk(ckpt_mu_);
+        if (!ckpt_wanted_)
+            ckpt_busy_.store(false, std::memory_order_release);
     }
 }
 
@@ -266,6 +276,7 @@ void sqlite_store::stop_checkpointer() {
 // writer thread
 
 void sqlite_store::run_writer() {
+    pthread_setname_np(pthread_self(), "edb-store");  // names show in top -H, perf and gdb
     on_writer_thread = true;
     const std::size_t max_batch = static_cast<std::size_t>(opts_.max_batch);
     std::vector<pending> batch;

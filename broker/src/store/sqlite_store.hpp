@@ -20,12 +20,19 @@
 // accumulate. When BEGIN or COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
 // queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
 //
-// Checkpoints: not on the writer. A WAL hook on the writer's connection (after each commit) wakes
-// a checkpointer thread with its own connection once the WAL holds checkpoint_pages frames; it runs
-// PASSIVE checkpoints (never blocking the writer or readers) while commits go on. SQLite's own
-// auto-checkpoint would run inside the commit that crosses 1000 frames and stall every sender of
-// that batch (found by the benchmark, issue 3). Only if the WAL still grows past
-// inline_checkpoint_pages does the writer checkpoint itself, as SQLite would.
+// Checkpoints: mostly not on the writer. A WAL hook on the writer's connection (after each commit)
+// wakes a checkpointer thread with its own connection each time checkpoint_pages new frames have
+// been written; it runs PASSIVE checkpoints (never blocking the writer or readers) while commits go
+// on. SQLite's own auto-checkpoint would run inside the commit that crosses 1000 frames and stall
+// every sender of that batch (found by the benchmark, issue 3).
+// The WAL only starts again from its beginning when a write transaction begins with every frame
+// copied back, which a checkpointer racing a busy writer never sees. So once the WAL holds
+// restart_checkpoint_pages frames and the checkpointer is done, the writer copies the few frames
+// written while it ran (a short PASSIVE checkpoint, after its commit) and its next transaction
+// restarts the WAL. Waking
+// the checkpointer on the WAL's size instead (as before) ran a checkpoint, with two fsyncs, after
+// every commit once the WAL had passed 1000 frames, and copied each hot index page once per
+// commit instead of once per checkpoint (issue 3).
 #pragma once
 
 #include "broker/store.hpp"
@@ -140,8 +147,10 @@ private:
     std::atomic<std::uint64_t> ops_{0}, commits_{0}, failed_batches_{0}, largest_batch_{0};
 
     // Background checkpoints. Lock: ckpt_mu_.
-    static constexpr int checkpoint_pages = 1000;          ///< wake the checkpointer (SQLite's default)
-    static constexpr int inline_checkpoint_pages = 16000;  ///< ~64 MB of WAL: the writer checkpoints itself
+    static constexpr int checkpoint_pages = 1000;          ///< new frames that wake the checkpointer
+    static constexpr int restart_checkpoint_pages = 4000;  ///< ~16 MB of WAL: the writer catches up, the WAL restarts
+    int ckpt_woken_at_ = 0;  ///< WAL frames when the checkpointer was last woken (writer thread only)
+    std::atomic<bool> ckpt_busy_{false};  ///< woken and not yet done (the writer's catch-up waits for it)
     sqlite3* ckpt_db_ = nullptr;  ///< the checkpointer's connection (null: SQLite's auto-checkpoint)
     std::thread checkpointer_;
     std::mutex ckpt_mu_;
