@@ -193,6 +193,15 @@ public:
     /// the status counts every attempt, the successful one included); 0 for a pick-up by the
     /// receiver (pull), which is no delivery attempt of the broker's.
     virtual result<void> set_delivered(std::string_view id, std::string_view transport_state, int attempts) = 0;
+    /// set_delivered, then set_state_if(id, state::delivered, from, detail): what a successful
+    /// delivery records. Returns whether the state changed. The SQLite writer does both in one
+    /// UPDATE when the state is one of 'from' (every delivery: issue 3).
+    virtual result<bool> set_delivered_state(std::string_view id, std::string_view transport_state, int attempts,
+                                             std::initializer_list<std::string_view> from, std::string_view detail) {
+        if (auto e = set_delivered(id, transport_state, attempts); !e)
+            return e.error();
+        return set_state_if(id, state::delivered, from, detail);
+    }
     /// Record the read receipt (read_at/read_by + a 'read' transition). A message in state
     /// delivered or waiting moves to 'read'; one that already has an AppRec keeps that state.
     virtual result<void> set_read(std::string_view id, std::string_view her_id) = 0;

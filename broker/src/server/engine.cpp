@@ -300,7 +300,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
 
     intake_plan p;
     p.msg.id = apprec::new_time_ordered_uuid();  // row ids in insertion order: see new_time_ordered_uuid
-    p.msg.facts = vr.facts;
+    p.msg.facts = std::move(vr.facts);  // vr's facts are not read again (issue 3: copies per message)
     p.msg.raw = *doc;
     p.msg.content_type = "application/xml";
     p.msg.source = source;
@@ -576,7 +576,8 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     for (std::size_t i = 0; i < deliveries.size(); ++i)
         if (claimed[i]) {
             auto& [id, adapter_name, rule, facts, document] = deliveries[i];
-            dispatch(job{id, adapter_name, rule, 1, facts, document, store::now_ms(), true});
+            dispatch(job{std::move(id), std::move(adapter_name), std::move(rule), 1, std::move(facts),
+                         std::move(document), store::now_ms(), true});
         }
     co_return out;
 }
@@ -942,7 +943,7 @@ void engine::dispatch(job j) {
     }
     delivery d;
     d.id = j.id;
-    d.facts = j.facts;
+    d.facts = std::move(j.facts);  // on_result needs only the job's id, route and attempt
     d.document = j.document;
     d.attempt = j.attempt;
     d.route_options = std::move(options);
@@ -977,10 +978,8 @@ void engine::on_result(job j, delivery_result r) {
     case o::delivered:
         what = "delivered";
         op = [id, detail, a = j.adapter, attempt = j.attempt](store::write_txn& t) -> result<void> {
-            if (auto e = t.set_delivered(id, "Acknowledged", attempt); !e)
-                return e.error();
-            auto ch = t.set_state_if(id, store::state::delivered, {store::state::routed, store::state::failed},
-                                     "delivered by " + a + (detail.empty() ? "" : ": " + detail));
+            auto ch = t.set_delivered_state(id, "Acknowledged", attempt, {store::state::routed, store::state::failed},
+                                            "delivered by " + a + (detail.empty() ? "" : ": " + detail));
             if (!ch)
                 return ch.error();
             return {};

@@ -130,6 +130,10 @@ result<void> writer_conn::prepare_all() {
          "UPDATE messages SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, updated_at = ?5 WHERE id = ?1"},
         {delivered_, "UPDATE messages SET delivered_at = ?2, transport_state = ?3, attempts = max(attempts, ?4), updated_at = ?2 "
                      "WHERE id = ?1"},
+        // set_delivered_state in one statement when the state is one of 'from' (up to three).
+        {delivered_from_, "UPDATE messages SET state = ?5, delivered_at = ?2, transport_state = ?3,"
+                          " attempts = max(attempts, ?4), updated_at = ?2"
+                          " WHERE id = ?1 AND (state = ?6 OR state = ?7 OR state = ?8)"},
         // A delivered (or waiting) message becomes 'read'; later states (an AppRec) are kept.
         {read_, "UPDATE messages SET read_at = ?2, read_by = ?3, updated_at = ?2, "
                 "state = CASE WHEN state IN ('delivered', 'waiting') THEN 'read' ELSE state END WHERE id = ?1"},
@@ -421,6 +425,35 @@ result<void> writer_conn::set_delivered(std::string_view id, std::string_view tr
     bind_text(s, 3, transport_state);
     bind_int(s, 4, attempts);
     return update_one(delivered_, id, "set delivered");
+}
+
+result<bool> writer_conn::set_delivered_state(std::string_view id, std::string_view transport_state, int attempts,
+                                              std::initializer_list<std::string_view> from, std::string_view detail) {
+    if (from.size() >= 1 && from.size() <= 3) {
+        const millis now = now_ms();
+        reset_guard g(delivered_from_);
+        sqlite3_stmt* s = delivered_from_.get();
+        bind_text(s, 1, id);
+        bind_int(s, 2, now);
+        bind_text(s, 3, transport_state);
+        bind_int(s, 4, attempts);
+        bind_text(s, 5, state::delivered);
+        int at = 6;
+        for (std::string_view f : from)
+            bind_text(s, at++, f);
+        for (; at <= 8; ++at)  // the unused places repeat the first state
+            bind_text(s, at, *from.begin());
+        int rc = sqlite3_step(s);
+        if (rc != SQLITE_DONE)
+            return fail(rc, "set delivered");
+        if (sqlite3_changes(db_) > 0) {
+            if (auto r = insert_transition(id, state::delivered, now, detail); !r)
+                return r.error();
+            return true;
+        }
+    }
+    // Not in one of 'from' (or absent): as the two operations would.
+    return write_txn::set_delivered_state(id, transport_state, attempts, from, detail);
 }
 
 result<void> writer_conn::set_read(std::string_view id, std::string_view her_id) {

@@ -59,6 +59,8 @@ public:
     result<void> set_delivery(std::string_view id, int attempts, millis next_attempt_at,
                               std::string_view last_error) override;
     result<void> set_delivered(std::string_view id, std::string_view transport_state, int attempts) override;
+    result<bool> set_delivered_state(std::string_view id, std::string_view transport_state, int attempts,
+                                     std::initializer_list<std::string_view> from, std::string_view detail) override;
     result<void> set_read(std::string_view id, std::string_view her_id) override;
     result<void> set_apprec(std::string_view original_id, std::string_view apprec_id, std::string_view status,
                             std::string_view errors_json) override;
@@ -85,7 +87,7 @@ private:
 
     statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
     statement insert_, duplicate_, body_, transition_, transitions2_, transitions3_;
-    statement set_state_, set_state_from_, current_state_, touch_, delivery_, delivered_, read_, apprec_, route_;
+    statement set_state_, set_state_from_, current_state_, touch_, delivery_, delivered_, delivered_from_, read_, apprec_, route_;
     statement party_, delete_parties_;
     statement prune_;
     /// Feature statements (sql_exec), prepared on first use, by SQL text.

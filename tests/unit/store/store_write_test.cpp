@@ -155,6 +155,12 @@ TEST_CASE("updates record transitions in order; unknown ids answer store.not-fou
         [](auto& t) { return t.add_transition("x", "note", ""); },
         [](auto& t) { return t.set_delivery("x", 1, 0, ""); },
         [](auto& t) { return t.set_delivered("x", "Acknowledged", 1); },
+        [](auto& t) -> result<void> {
+            auto r = t.set_delivered_state("x", "Acknowledged", 1, {"routed", "failed"}, "");
+            if (!r)
+                return r.error();
+            return {};
+        },
         [](auto& t) { return t.set_read("x", "1"); },
         [](auto& t) { return t.set_apprec("x", "a", "Ok", "[]"); },
         [](auto& t) { return t.set_route("x", "r", "a"); },
@@ -165,6 +171,65 @@ TEST_CASE("updates record transitions in order; unknown ids answer store.not-fou
         REQUIRE_FALSE(e);
         CHECK(e.error().code == "store.not-found");
     }
+}
+
+TEST_CASE("set_delivered_state: one update from routed or failed; other states keep theirs", "[unit][store]") {
+    // The delivery path's single UPDATE (issue 3) must record what set_delivered followed by
+    // set_state_if record: delivered_at, transport state, attempts, and the state with its
+    // transition only when the message was on its way.
+    testing::temp_dir d;
+    auto s = open_ok(options_in(d));
+    insert(*s, make_msg("on-way"));     // routed
+    insert(*s, make_msg("retried"));
+    insert(*s, make_msg("read-early"));
+    bool changed_on_way = false, changed_retried = false, changed_read = true;
+    auto r = broker::store::write_sync(*s, [&](broker::store::write_txn& t) -> result<void> {
+        if (auto e = t.set_delivery("retried", 3, 999, "http 503"); !e)
+            return e;
+        if (auto e = t.set_state("retried", "failed", "attempt 3: http 503"); !e)
+            return e;
+        if (auto e = t.set_state("read-early", "read", "picked up"); !e)
+            return e;
+        auto a = t.set_delivered_state("on-way", "Acknowledged", 1, {"routed", "failed"}, "delivered by v");
+        auto b = t.set_delivered_state("retried", "Acknowledged", 2, {"routed", "failed"}, "delivered by v: http 200");
+        auto c = t.set_delivered_state("read-early", "Acknowledged", 1, {"routed", "failed"}, "late");
+        if (!a || !b || !c)
+            return broker::error("test", "set_delivered_state failed");
+        changed_on_way = *a;
+        changed_retried = *b;
+        changed_read = *c;
+        return {};
+    });
+    INFO((r ? "" : r.error().where()));
+    REQUIRE(r);
+    CHECK(changed_on_way);
+    CHECK(changed_retried);
+    CHECK_FALSE(changed_read);
+
+    auto a = get_row(*s, "on-way");
+    CHECK(a.state == "delivered");
+    CHECK(a.transport_state == "Acknowledged");
+    CHECK(a.delivered_at > 0);
+    CHECK(a.attempts == 1);
+    auto b = get_row(*s, "retried");
+    CHECK(b.state == "delivered");
+    CHECK(b.attempts == 3);  // max(attempts so far, the successful attempt)
+    auto c = get_row(*s, "read-early");
+    CHECK(c.state == "read");  // a later fact is not overwritten
+    CHECK(c.delivered_at > 0);
+    CHECK(c.transport_state == "Acknowledged");
+
+    auto states = [&](const char* id) {
+        std::vector<std::string> out;
+        auto tr = s->thread_reader().transitions(id);
+        REQUIRE(tr);
+        for (auto& t : *tr)
+            out.push_back(t.state + (t.detail.empty() ? "" : " (" + t.detail + ")"));
+        return out;
+    };
+    CHECK(states("on-way").back() == "delivered (delivered by v)");
+    CHECK(states("retried").back() == "delivered (delivered by v: http 200)");
+    CHECK(states("read-early").back() == "read (picked up)");
 }
 
 TEST_CASE("group commit from 4 threads: every done once, all rows, fewer commits than ops", "[unit][store]") {
