@@ -5,24 +5,53 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <mutex>
+#include <pthread.h>
 
 namespace broker::apprec {
 
 namespace {
 
+// Every message gets an id at intake, so RAND_bytes ran once per message (about 15 000
+// instructions and a getpid() for OpenSSL's fork check: issue 3's profile). Each thread now draws
+// 512 bytes at a time from the same CSPRNG and hands them out 16 at a time. After a fork() the
+// child's copy of a buffer would repeat the parent's ids: a fork handler bumps a generation that
+// every buffer compares against, so the child draws afresh.
+std::atomic<unsigned> fork_generation{0};
+
+void after_fork_in_child() { fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
 std::array<unsigned char, 16> random_bytes() {
-    std::array<unsigned char, 16> b{};
-    if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
-        // The CSPRNG failing is an environment failure we cannot work around (style rule 8).
-        log::error("apprec.rand-failed", {{"what", "RAND_bytes"}});
-        std::abort();
+    static std::once_flag registered;
+    std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, &after_fork_in_child); });
+    struct pool {
+        std::array<unsigned char, 512> bytes{};
+        std::size_t used = 512;  // empty
+        unsigned generation = 0;
+    };
+    thread_local pool p;
+    const unsigned gen = fork_generation.load(std::memory_order_relaxed);
+    if (p.used + 16 > p.bytes.size() || p.generation != gen) {
+        if (RAND_bytes(p.bytes.data(), static_cast<int>(p.bytes.size())) != 1) {
+            // The CSPRNG failing is an environment failure we cannot work around (style rule 8).
+            log::error("apprec.rand-failed", {{"what", "RAND_bytes"}});
+            std::abort();
+        }
+        p.used = 0;
+        p.generation = gen;
     }
+    std::array<unsigned char, 16> b{};
+    std::copy_n(p.bytes.begin() + static_cast<std::ptrdiff_t>(p.used), b.size(), b.begin());
+    std::fill_n(p.bytes.begin() + static_cast<std::ptrdiff_t>(p.used), b.size(), 0);  // handed out once
+    p.used += b.size();
     return b;
 }
 

@@ -18,6 +18,11 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace broker;
 namespace xc = XERCES_CPP_NAMESPACE;
@@ -429,4 +434,44 @@ TEST_CASE("apprec: ids and timestamps", "[unit][apprec]") {
     }
     CHECK(seen.size() == 1000);
     CHECK(std::regex_match(apprec::now_datetime(), std::regex(R"(20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+}
+
+TEST_CASE("apprec: ids unique across threads and after fork()", "[unit][apprec]") {
+    // Each thread hands out ids from its own buffer of CSPRNG bytes (issue 3): threads must not
+    // share bytes, and a forked child must not repeat what its parent hands out next.
+    std::vector<std::vector<std::string>> per(4);
+    {
+        std::vector<std::thread> ts;
+        for (auto& v : per)
+            ts.emplace_back([&v] {
+                for (int i = 0; i < 2000; ++i)
+                    v.push_back(i % 2 ? apprec::new_uuid() : apprec::new_time_ordered_uuid());
+            });
+        for (auto& t : ts)
+            t.join();
+    }
+    std::set<std::string> seen;
+    for (auto& v : per)
+        seen.insert(v.begin(), v.end());
+    CHECK(seen.size() == 8000);
+
+    (void)apprec::new_uuid();  // the buffer is now part-used
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::string id = apprec::new_uuid();
+        ssize_t w = write(fds[1], id.data(), id.size());
+        _exit(w == static_cast<ssize_t>(id.size()) ? 0 : 1);
+    }
+    close(fds[1]);
+    std::string parent_next = apprec::new_uuid();
+    char buf[64] = {};
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    REQUIRE(n == 36);
+    CHECK(std::string(buf, 36) != parent_next);
 }
