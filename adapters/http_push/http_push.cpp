@@ -133,23 +133,30 @@ void adapter::complete(delivery_handler& done, delivery_result r) noexcept {
 
 void adapter::deliver(delivery d, delivery_handler done) {
     const char* refusal = nullptr;
+    bool wake = false;
     {
         std::lock_guard lk(m_);
-        if (stopping_)
+        if (stopping_) {
             refusal = "shutting down";
-        else if (!started_)
+        } else if (!started_) {
             refusal = "adapter not started";
-        else if (queue_.size() >= opt_.queue_limit)
+        } else if (queue_.size() >= opt_.queue_limit) {
             refusal = "queue full";
-        else
+        } else {
+            // Only the job that makes the queue non-empty wakes the thread: while jobs wait, either
+            // that wake-up is still pending or the thread is at max-in-flight and takes more as
+            // transfers finish. (A wake-up per job cost a write and a poll per message: issue 3.)
+            wake = queue_.empty();
             queue_.push_back(job{std::move(d), std::move(done)});
+        }
     }
     if (refusal) {
         complete(done, make(outcome::retriable, refusal));
         return;
     }
     // multi_ lives until the destructor, and the thread is running or will drain the queue.
-    curl_multi_wakeup(as_multi(multi_));
+    if (wake)
+        curl_multi_wakeup(as_multi(multi_));
 }
 
 void adapter::stop() {
