@@ -267,6 +267,11 @@ struct options {
     std::string synchronous = "FULL";  ///< FULL (default) | NORMAL | OFF
     int max_batch = 256;               ///< most operations per group transaction
     std::size_t queue_limit = 10000;   ///< writer queue bound; beyond it submit() answers store.busy
+    /// WAL checkpoints (see sqlite_store.hpp): the background checkpointer runs once per
+    /// checkpoint_pages new WAL frames; past wal_restart_pages the writer copies what is left so
+    /// the WAL restarts; past 4 x wal_restart_pages it does so whether the checkpointer is busy or not.
+    int checkpoint_pages = 1000;
+    int wal_restart_pages = 4000;
 };
 
 /// A write operation; runs on the writer thread inside the group transaction. It may run twice

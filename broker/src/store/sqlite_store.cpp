@@ -219,9 +219,11 @@ reader& sqlite_store::thread_reader() {
 
 int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int frames) {
     auto* s = static_cast<sqlite_store*>(self);
+    const int every = std::max(1, s->opts_.checkpoint_pages);
+    const int restart = std::max(1, s->opts_.wal_restart_pages);
     if (frames < s->ckpt_woken_at_)
         s->ckpt_woken_at_ = 0;  // the WAL started again from its beginning
-    if (frames - s->ckpt_woken_at_ >= checkpoint_pages) {
+    if (frames - s->ckpt_woken_at_ >= every) {
         s->ckpt_woken_at_ = frames;
         {
             std::lock_guard lk(s->ckpt_mu_);
@@ -229,10 +231,12 @@ int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int f
         }
         s->ckpt_busy_.store(true, std::memory_order_relaxed);
         s->ckpt_cv_.notify_one();
-    } else if (s->ckpt_woken_at_ >= restart_checkpoint_pages && !s->ckpt_busy_.load(std::memory_order_acquire)) {
-        // The checkpointer, woken past restart_checkpoint_pages, has copied all but the frames
-        // written while it ran: copy those here, so that the next transaction restarts the WAL.
-        // SQLITE_BUSY is fine: the next commit tries again.
+    }
+    if ((s->ckpt_woken_at_ >= restart && !s->ckpt_busy_.load(std::memory_order_acquire)) || frames >= 4 * restart) {
+        // The checkpointer, woken past wal_restart_pages, has copied all but the frames written
+        // while it ran: copy those here, so that the next transaction restarts the WAL. (Past
+        // 4 x wal_restart_pages: whatever is left, busy checkpointer or not.) SQLITE_BUSY is fine:
+        // the next commit tries again.
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     }
     return SQLITE_OK;

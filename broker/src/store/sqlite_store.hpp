@@ -21,18 +21,19 @@
 // queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
 //
 // Checkpoints: mostly not on the writer. A WAL hook on the writer's connection (after each commit)
-// wakes a checkpointer thread with its own connection each time checkpoint_pages new frames have
-// been written; it runs PASSIVE checkpoints (never blocking the writer or readers) while commits go
-// on. SQLite's own auto-checkpoint would run inside the commit that crosses 1000 frames and stall
-// every sender of that batch (found by the benchmark, issue 3).
+// wakes a checkpointer thread with its own connection each time options::checkpoint_pages new
+// frames have been written; it runs PASSIVE checkpoints (never blocking the writer or readers)
+// while commits go on. SQLite's own auto-checkpoint would run inside the commit that crosses 1000
+// frames and stall every sender of that batch (found by the benchmark, issue 3).
 // The WAL only starts again from its beginning when a write transaction begins with every frame
 // copied back, which a checkpointer racing a busy writer never sees. So once the WAL holds
-// restart_checkpoint_pages frames and the checkpointer is done, the writer copies the few frames
+// options::wal_restart_pages frames and the checkpointer is done, the writer copies the few frames
 // written while it ran (a short PASSIVE checkpoint, after its commit) and its next transaction
-// restarts the WAL. Waking
-// the checkpointer on the WAL's size instead (as before) ran a checkpoint, with two fsyncs, after
-// every commit once the WAL had passed 1000 frames, and copied each hot index page once per
-// commit instead of once per checkpoint (issue 3).
+// restarts the WAL; past 4 x wal_restart_pages it does so even while the checkpointer is busy
+// (a checkpointer that never finishes must not let the WAL grow without bound). Waking the
+// checkpointer on the WAL's size instead (as before) ran a checkpoint, with two fsyncs, after every
+// commit once the WAL had passed 1000 frames, and copied each hot index page once per commit
+// instead of once per checkpoint (issue 3).
 #pragma once
 
 #include "broker/store.hpp"
@@ -147,8 +148,6 @@ private:
     std::atomic<std::uint64_t> ops_{0}, commits_{0}, failed_batches_{0}, largest_batch_{0};
 
     // Background checkpoints. Lock: ckpt_mu_.
-    static constexpr int checkpoint_pages = 1000;          ///< new frames that wake the checkpointer
-    static constexpr int restart_checkpoint_pages = 4000;  ///< ~16 MB of WAL: the writer catches up, the WAL restarts
     int ckpt_woken_at_ = 0;  ///< WAL frames when the checkpointer was last woken (writer thread only)
     std::atomic<bool> ckpt_busy_{false};  ///< woken and not yet done (the writer's catch-up waits for it)
     sqlite3* ckpt_db_ = nullptr;  ///< the checkpointer's connection (null: SQLite's auto-checkpoint)
