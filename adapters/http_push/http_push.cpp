@@ -1,6 +1,6 @@
 // http-push delivery: one libcurl multi handle per instance, driven by the instance's own thread.
 //
-//   deliver() --push--> queue_ (bounded by queue-limit, guarded by m_) --wakeup--> adapter thread
+//   deliver() --push--> queue_ (bounded by queue-limit, guarded by m_) --wakeup (if it was empty)--> adapter thread
 //   adapter thread: take jobs while running < max-in-flight, add easy handles, curl_multi_perform,
 //                   collect finished transfers, call 'done', curl_multi_poll (until I/O, a curl
 //                   timer, or curl_multi_wakeup from deliver()/stop()).
