@@ -18,6 +18,16 @@ constexpr int busy_timeout_ms = 5000;
 
 error not_found(std::string_view id) { return error("store.not-found", "no message with id " + std::string(id)); }
 
+/// Binds the states of a guarded update, "(state = ?first OR state = ?first+1 OR state = ?first+2)":
+/// 1 to 3 states; the unused places repeat the first.
+void bind_from_states(sqlite3_stmt* s, int first, std::initializer_list<std::string_view> from) {
+    int at = first;
+    for (std::string_view f : from)
+        bind_text(s, at++, f);
+    for (; at < first + 3; ++at)
+        bind_text(s, at, *from.begin());
+}
+
 /// The synchronous pragma value, upper-cased, or "" if not allowed.
 std::string sync_mode(std::string_view s) {
     std::string u(s);
@@ -359,11 +369,7 @@ result<bool> writer_conn::set_state_if(std::string_view id, std::string_view sta
         bind_text(s, 1, id);
         bind_text(s, 2, state);
         bind_int(s, 3, now);
-        int at = 4;
-        for (std::string_view f : from)
-            bind_text(s, at++, f);
-        for (; at <= 6; ++at)  // the unused places repeat the first state
-            bind_text(s, at, *from.begin());
+        bind_from_states(s, 4, from);
         int rc = sqlite3_step(s);
         if (rc != SQLITE_DONE)
             return fail(rc, "set state");
@@ -438,11 +444,7 @@ result<bool> writer_conn::set_delivered_state(std::string_view id, std::string_v
         bind_text(s, 3, transport_state);
         bind_int(s, 4, attempts);
         bind_text(s, 5, state::delivered);
-        int at = 6;
-        for (std::string_view f : from)
-            bind_text(s, at++, f);
-        for (; at <= 8; ++at)  // the unused places repeat the first state
-            bind_text(s, at, *from.begin());
+        bind_from_states(s, 6, from);
         int rc = sqlite3_step(s);
         if (rc != SQLITE_DONE)
             return fail(rc, "set delivered");
