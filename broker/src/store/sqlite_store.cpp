@@ -7,11 +7,11 @@
 #include "store/sqlite_writer.hpp"
 
 #include <algorithm>
-#include <pthread.h>
 #include <cstdio>
 #include <ctime>
 #include <exception>
 #include <future>
+#include <pthread.h>
 #include <string>
 #include <unordered_map>
 
@@ -226,13 +226,14 @@ int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int f
     if (frames - s->ckpt_woken_at_ >= every) {
         s->ckpt_woken_at_ = frames;
         {
-            std::lock_guard lk(s->ckpt_mu_);
+            std::lock_guard lk(s->ckpt_mu_);  // with ckpt_wanted_, so the checkpointer cannot clear it first
             s->ckpt_wanted_ = true;
+            s->ckpt_busy_.store(true, std::memory_order_relaxed);
         }
-        s->ckpt_busy_.store(true, std::memory_order_relaxed);
         s->ckpt_cv_.notify_one();
     }
-    if ((s->ckpt_woken_at_ >= restart && !s->ckpt_busy_.load(std::memory_order_acquire)) || frames >= 4 * restart) {
+    const bool checkpointer_done = !s->ckpt_busy_.load(std::memory_order_acquire);
+    if ((s->ckpt_woken_at_ >= restart && checkpointer_done) || frames >= 4 * restart) {
         // The checkpointer, woken past wal_restart_pages, has copied all but the frames written
         // while it ran: copy those here, so that the next transaction restarts the WAL. (Past
         // 4 x wal_restart_pages: whatever is left, busy checkpointer or not.) SQLITE_BUSY is fine:
