@@ -226,14 +226,17 @@ int sqlite_store::on_wal_commit(void* self, sqlite3* db, const char* name, int f
     if (frames - s->ckpt_woken_at_ >= every) {
         s->ckpt_woken_at_ = frames;
         {
-            std::lock_guard lk(s->ckpt_mu_);  // with ckpt_wanted_, so the checkpointer cannot clear it first
+            std::lock_guard lk(s->ckpt_mu_);
             s->ckpt_wanted_ = true;
-            s->ckpt_busy_.store(true, std::memory_order_relaxed);
         }
         s->ckpt_cv_.notify_one();
     }
-    const bool checkpointer_done = !s->ckpt_busy_.load(std::memory_order_acquire);
-    if ((s->ckpt_woken_at_ >= restart && checkpointer_done) || frames >= 4 * restart) {
+    bool checkpointer_done = false;
+    if (s->ckpt_woken_at_ >= restart) {
+        std::lock_guard lk(s->ckpt_mu_);
+        checkpointer_done = !s->ckpt_wanted_ && !s->ckpt_running_;
+    }
+    if (checkpointer_done || frames >= 4 * restart) {
         // The checkpointer, woken past wal_restart_pages, has copied all but the frames written
         // while it ran: copy those here, so that the next transaction restarts the WAL. (Past
         // 4 x wal_restart_pages: whatever is left, busy checkpointer or not.) SQLITE_BUSY is fine:
@@ -252,13 +255,13 @@ void sqlite_store::run_checkpointer() {
             if (ckpt_stopping_)
                 return;
             ckpt_wanted_ = false;
+            ckpt_running_ = true;
         }
         int rc = sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
             log::warn("store.checkpoint-failed", {{"path", opts_.path}, {"reason", sqlite3_errstr(rc)}});
         std::lock_guard lk(ckpt_mu_);
-        if (!ckpt_wanted_)
-            ckpt_busy_.store(false, std::memory_order_release);
+        ckpt_running_ = false;
     }
 }
 

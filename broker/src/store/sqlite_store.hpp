@@ -149,12 +149,12 @@ private:
 
     // Background checkpoints. Lock: ckpt_mu_.
     int ckpt_woken_at_ = 0;  ///< WAL frames when the checkpointer was last woken (writer thread only)
-    std::atomic<bool> ckpt_busy_{false};  ///< woken and not yet done (the writer's catch-up waits for it)
     sqlite3* ckpt_db_ = nullptr;  ///< the checkpointer's connection (null: SQLite's auto-checkpoint)
     std::thread checkpointer_;
     std::mutex ckpt_mu_;
     std::condition_variable ckpt_cv_;
     bool ckpt_wanted_ = false;
+    bool ckpt_running_ = false;  ///< a checkpoint is under way (the writer's catch-up waits for it and ckpt_wanted_)
     bool ckpt_stopping_ = false;
 };
 

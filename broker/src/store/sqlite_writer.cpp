@@ -358,6 +358,18 @@ result<void> writer_conn::set_state(std::string_view id, std::string_view state,
     return insert_transition(id, state, now, detail);
 }
 
+result<bool> writer_conn::step_guarded(sqlite3_stmt* s, std::string_view id, std::string_view state, millis now,
+                                       std::string_view detail, std::string_view what) {
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        return fail(rc, what);
+    if (sqlite3_changes(db_) == 0)
+        return false;
+    if (auto r = insert_transition(id, state, now, detail); !r)
+        return r.error();
+    return true;
+}
+
 result<bool> writer_conn::set_state_if(std::string_view id, std::string_view state,
                                        std::initializer_list<std::string_view> from, std::string_view detail) {
     if (from.size() == 0)
@@ -370,14 +382,9 @@ result<bool> writer_conn::set_state_if(std::string_view id, std::string_view sta
         bind_text(s, 2, state);
         bind_int(s, 3, now);
         bind_from_states(s, 4, from);
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE)
-            return fail(rc, "set state");
-        if (sqlite3_changes(db_) > 0) {
-            if (auto r = insert_transition(id, state, now, detail); !r)
-                return r.error();
-            return true;
-        }
+        auto changed = step_guarded(s, id, state, now, detail, "set state");
+        if (!changed || *changed)
+            return changed;
     }
     // Nothing changed (or more than three states to compare): is the message there at all, and in
     // which state?
@@ -445,14 +452,9 @@ result<bool> writer_conn::set_delivered_state(std::string_view id, std::string_v
         bind_int(s, 4, attempts);
         bind_text(s, 5, state::delivered);
         bind_from_states(s, 6, from);
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE)
-            return fail(rc, "set delivered");
-        if (sqlite3_changes(db_) > 0) {
-            if (auto r = insert_transition(id, state::delivered, now, detail); !r)
-                return r.error();
-            return true;
-        }
+        auto changed = step_guarded(s, id, state::delivered, now, detail, "set delivered");
+        if (!changed || *changed)
+            return changed;
     }
     // Not in one of 'from' (or absent): as the two operations would.
     return write_txn::set_delivered_state(id, transport_state, attempts, from, detail);

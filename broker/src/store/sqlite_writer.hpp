@@ -80,6 +80,10 @@ private:
     result<void> update_one(const statement& s, std::string_view id, std::string_view what);
     result<void> insert_transition(std::string_view id, std::string_view state, millis at,
                                    std::string_view detail);
+    /// Step a guarded UPDATE that moves message 'id' to 'state' (bound, not reset: the caller's
+    /// reset_guard does that); when it changed the row, record the transition. Returns whether it did.
+    result<bool> step_guarded(sqlite3_stmt* s, std::string_view id, std::string_view state, millis now,
+                              std::string_view detail, std::string_view what);
 
     sqlite3* db_ = nullptr;
     int version_ = 0;
