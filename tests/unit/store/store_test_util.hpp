@@ -11,11 +11,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 /// Print results as "ok" or the error (Boost's own operator<< needs operator<< for T and error).
@@ -82,6 +85,52 @@ inline st::insert_outcome insert(st::store& s, const st::new_message& m) {
     });
     if (!r)
         FAIL("insert failed: " << r.error().where());
+    return out;
+}
+
+/// What insert_concurrently saw: how often each operation's done ran, and how many reported an error.
+struct concurrent_inserts {
+    std::vector<int> dones;
+    int errors = 0;
+};
+
+/// Submit make(k) for k = 0 .. threads*per_thread-1 as insert operations from 'threads' threads
+/// at once (each thread its own share), and wait until every done has run.
+inline concurrent_inserts insert_concurrently(st::store& s, int threads, int per_thread,
+                                              const std::function<st::new_message(int)>& make) {
+    const int total = threads * per_thread;
+    std::vector<std::atomic<int>> dones(static_cast<std::size_t>(total));
+    std::atomic<int> errors{0}, finished{0};
+    std::promise<void> all_done;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                const int k = t * per_thread + i;
+                auto op = [m = make(k)](st::write_txn& tx) -> broker::result<void> {
+                    auto o = tx.insert_message(m);
+                    if (!o)
+                        return o.error();
+                    return {};
+                };
+                auto done = [&, k](broker::result<void> r) {
+                    if (!r)
+                        ++errors;
+                    dones[static_cast<std::size_t>(k)]++;
+                    if (++finished == total)
+                        all_done.set_value();
+                };
+                if (auto r = s.submit(op, done); !r)
+                    FAIL("submit refused: " << r.error().where());
+            }
+        });
+    for (auto& t : ts)
+        t.join();
+    all_done.get_future().wait();
+    concurrent_inserts out;
+    out.errors = errors;
+    for (auto& d : dones)
+        out.dones.push_back(d);
     return out;
 }
 

@@ -237,39 +237,10 @@ TEST_CASE("group commit from 4 threads: every done once, all rows, fewer commits
     testing::temp_dir d;
     auto s = open_ok(options_in(d));
     constexpr int threads = 4, per_thread = 500, total = threads * per_thread;
-    std::vector<std::atomic<int>> dones(total);
-    std::atomic<int> errors{0}, finished{0};
-    std::promise<void> all_done;
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-        ts.emplace_back([&, t] {
-            for (int i = 0; i < per_thread; ++i) {
-                const int k = t * per_thread + i;
-                auto m = make_msg("g-" + std::to_string(k));
-                auto r = s->submit(
-                    [m = std::move(m)](broker::store::write_txn& tx) -> result<void> {
-                        auto o = tx.insert_message(m);
-                        if (!o)
-                            return o.error();
-                        return {};
-                    },
-                    [&, k](result<void> r) {
-                        if (!r)
-                            ++errors;
-                        dones[static_cast<std::size_t>(k)]++;
-                        if (++finished == total)
-                            all_done.set_value();
-                    });
-                if (!r)
-                    FAIL("submit refused: " << r.error().where());
-            }
-        });
-    for (auto& t : ts)
-        t.join();
-    all_done.get_future().wait();
-    CHECK(errors == 0);
+    auto c = insert_concurrently(*s, threads, per_thread, [](int k) { return make_msg("g-" + std::to_string(k)); });
+    CHECK(c.errors == 0);
     for (int k = 0; k < total; ++k)
-        REQUIRE(dones[static_cast<std::size_t>(k)] == 1);
+        REQUIRE(c.dones[static_cast<std::size_t>(k)] == 1);
     auto n = s->thread_reader().count_messages();
     REQUIRE(n);
     CHECK(*n == total);
@@ -293,34 +264,12 @@ TEST_CASE("under continuous writes the WAL restarts instead of growing", "[unit]
     o.max_batch = 16;  // many commits, as under load (a batch of 256 would be few large ones)
     auto s = open_ok(o);
     constexpr int threads = 4, per_thread = 500, total = threads * per_thread;
-    std::atomic<int> errors{0}, finished{0};
-    std::promise<void> all_done;
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-        ts.emplace_back([&, t] {
-            for (int i = 0; i < per_thread; ++i) {
-                auto m = make_msg("w-" + std::to_string(t * per_thread + i));
-                m.raw = std::string(3000, 'x') + m.id;
-                auto op = [m = std::move(m)](broker::store::write_txn& tx) -> result<void> {
-                    auto r = tx.insert_message(m);
-                    if (!r)
-                        return r.error();
-                    return {};
-                };
-                auto done = [&](result<void> r) {
-                    if (!r)
-                        ++errors;
-                    if (++finished == total)
-                        all_done.set_value();
-                };
-                if (auto r = s->submit(op, done); !r)
-                    FAIL("submit refused: " << r.error().where());
-            }
-        });
-    for (auto& t : ts)
-        t.join();
-    all_done.get_future().wait();
-    CHECK(errors == 0);
+    auto c = insert_concurrently(*s, threads, per_thread, [](int k) {
+        auto m = make_msg("w-" + std::to_string(k));
+        m.raw = std::string(3000, 'x') + m.id;
+        return m;
+    });
+    CHECK(c.errors == 0);
     auto n = s->thread_reader().count_messages();
     REQUIRE(n);
     CHECK(*n == total);
