@@ -152,6 +152,7 @@ sqlite_reader::~sqlite_reader() { close(); }
 
 void sqlite_reader::open(const std::string& path) {
     std::lock_guard lk(mu_);
+    configure_sqlite_once();
     int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         open_error_ = sql_error(db_, rc, "open reader");

@@ -1,6 +1,7 @@
 // SQLite helpers: statement ownership, error mapping.
 #include "store/sqlite_util.hpp"
 
+#include <mutex>
 #include <string>
 
 namespace broker::store::detail {
@@ -104,6 +105,12 @@ result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
     if (rc != SQLITE_OK)
         return sql_error(db, rc, what);
     return {};
+}
+
+void configure_sqlite_once() {
+    static std::once_flag once;
+    // SQLITE_MISUSE if something in the process already initialised SQLite: then it stays as is.
+    std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
 }
 
 } // namespace broker::store::detail

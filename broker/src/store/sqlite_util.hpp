@@ -117,4 +117,9 @@ sql_row read_values(sqlite3_stmt* s);
 /// Run a statement-less SQL text (pragmas, DDL). Error: sql_error(db, rc, what).
 result<void> exec(sqlite3* db, const char* sql, std::string_view what);
 
+/// Process-wide SQLite settings, applied once before the first connection opens: memory
+/// statistics off (with them on, every SQLite allocation takes one global mutex that the writer,
+/// checkpointer and reader threads share; issue 3's profile). Nothing here reads them.
+void configure_sqlite_once();
+
 } // namespace broker::store::detail

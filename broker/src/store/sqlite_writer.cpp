@@ -4,6 +4,7 @@
 
 #include "store/schema.hpp"
 #include "store/sqlite_store.hpp"
+#include "store/wal_write_buffer.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -67,9 +68,12 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
             return error("store.open", "cannot create folder " + parent.string() + ": " + ec.message());
     }
 
+    configure_sqlite_once();
     std::unique_ptr<writer_conn> w(new writer_conn());
+    // With a sync per commit the WAL's frames go out in one write per commit (wal_write_buffer.hpp).
+    const char* vfs = sync == "FULL" || sync == "EXTRA" ? wal_write_buffer_vfs() : nullptr;
     int rc = sqlite3_open_v2(o.path.c_str(), &w->db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         error e = sql_error(w->db_, rc, "open " + o.path);
         return e;
