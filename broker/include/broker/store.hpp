@@ -57,6 +57,9 @@ struct new_message {
     std::string id;             ///< broker id (UUID), assigned by intake
     message_facts facts;        ///< sender/receiver/type/...; may be partial for rejected input
     std::string raw;            ///< the business document exactly as received (after base64 decode)
+    /// The same document shared instead of copied (intake hands the one it validated and delivers);
+    /// when set, it is the body and 'raw' is not read.
+    std::shared_ptr<const std::string> shared_raw;
     std::string content_type;   ///< "application/xml"
     std::string source;         ///< where it came from: "http", "amqp:...", "internal" (broker-made AppRec)
     std::string state;          ///< the state after intake (validated/routed/waiting/rejected/unroutable)
@@ -68,6 +71,8 @@ struct new_message {
     std::string original_id;    ///< for an AppRec: broker id of the original message, if found
     int http_status = 0;        ///< the answer given to the sender, replayed to duplicates
     std::string response_json;  ///< the JSON body of that answer
+
+    std::string_view body() const { return shared_raw ? std::string_view(*shared_raw) : std::string_view(raw); }
 };
 
 /// Result of inserting: either stored, or a duplicate of an earlier (sender HER-id, MsgId).

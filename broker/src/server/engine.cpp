@@ -301,7 +301,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     intake_plan p;
     p.msg.id = apprec::new_time_ordered_uuid();  // row ids in insertion order: see new_time_ordered_uuid
     p.msg.facts = std::move(vr.facts);  // vr's facts are not read again (issue 3: copies per message)
-    p.msg.raw = *doc;
+    p.msg.shared_raw = doc;  // stored from the same buffer that was validated and is delivered
     p.msg.content_type = "application/xml";
     p.msg.source = source;
     const message_facts& f = p.msg.facts;

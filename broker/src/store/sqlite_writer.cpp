@@ -288,7 +288,7 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
         bind_opt(s, 20, m.original_id);
         bind_opt(s, 21, f.original_msg_id);
         bind_int(s, 22, now);
-        bind_int(s, 23, static_cast<std::int64_t>(m.raw.size()));
+        bind_int(s, 23, static_cast<std::int64_t>(m.body().size()));
         bind_opt(s, 24, m.content_type);
         bind_int(s, 25, m.http_status);
         bind_opt(s, 26, m.response_json);
@@ -315,7 +315,7 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
     {
         reset_guard g(body_);
         bind_text(body_.get(), 1, m.id);
-        bind_blob(body_.get(), 2, m.raw);
+        bind_blob(body_.get(), 2, m.body());
         if (int rc = sqlite3_step(body_.get()); rc != SQLITE_DONE)
             return fail(rc, "insert body");
     }

@@ -11,6 +11,20 @@
 using namespace store_test;
 using broker::result;
 
+TEST_CASE("a shared body is stored instead of raw, byte-exact, with its size", "[unit][store]") {
+    testing::temp_dir d;
+    auto s = open_ok(options_in(d));
+    auto m = make_msg("id-shared", "8093240", "MSG-SHARED");
+    m.raw = "not this";
+    m.shared_raw = std::make_shared<const std::string>(std::string("<MsgHead>\0\xff shared</MsgHead>", 27));
+    insert(*s, m);
+    auto body = s->thread_reader().body("id-shared");
+    REQUIRE(body);
+    REQUIRE(body->has_value());
+    CHECK(**body == *m.shared_raw);
+    CHECK(get_row(*s, "id-shared").size == 27);
+}
+
 TEST_CASE("insert, get and a byte-exact body", "[unit][store]") {
     testing::temp_dir d;
     auto s = open_ok(options_in(d));
