@@ -1,14 +1,21 @@
-// http-push delivery: one libcurl multi handle per instance, driven by the instance's own thread.
+// http-push delivery: one libcurl multi handle per instance, driven by the instance's own thread
+// through libcurl's socket interface (curl_multi_socket_action) and an epoll set of its own.
 //
-//   deliver() --push--> queue_ (bounded by queue-limit, guarded by m_) --wakeup (if it was empty)--> adapter thread
-//   adapter thread: take jobs while running < max-in-flight, add easy handles, curl_multi_perform,
-//                   collect finished transfers, call 'done', curl_multi_poll (until I/O, a curl
-//                   timer, or curl_multi_wakeup from deliver()/stop()).
-//   stop(): stopping_ = true, wakeup, join. The thread's exit path completes every running and
+//   deliver() --push--> queue_ (bounded by queue-limit, guarded by m_) --eventfd (if it was empty)--> adapter thread
+//   adapter thread: take jobs while running < max-in-flight, add easy handles, wait in epoll_wait
+//                   for the sockets curl asked to watch (socket callback), the eventfd, or curl's
+//                   timer (timer callback); hand each ready socket to curl_multi_socket_action;
+//                   collect finished transfers, call 'done'.
+//   stop(): stopping_ = true, wake, join. The thread's exit path completes every running and
 //           queued job with retriable "shutting down".
 //
+// Why the socket interface (issue 3): driven by curl_multi_perform, libcurl polls every socket
+// of a transfer it works on before reading it (about three poll() calls per delivery on top of
+// curl_multi_poll's own); told by socket_action which socket is ready and how, it does not.
+//
 // Invariants: every job's 'done' runs exactly once; no lock is held while it runs; connections are
-// kept alive in the multi handle's connection cache and reused; easy handles are pooled.
+// kept alive in the multi handle's connection cache and reused; easy handles are pooled and keep
+// the options that are the same for every delivery.
 #include "http_push.hpp"
 
 #include "broker/log.hpp"
@@ -18,9 +25,14 @@
 #include <curl/curl.h>
 
 #include <cerrno>
+#include <cstring>
+#include <chrono>
 #include <memory>
 
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <unordered_map>
 
 namespace broker::adapters::http_push {
@@ -82,14 +94,15 @@ delivery_result make(outcome o, std::string detail) {
 
 } // namespace
 
-/// One running transfer. Owns the job (and so the document the POST body points into).
+/// One running transfer. Owns the job (and so the document the POST body points into) and its
+/// own request headers: nodes that point into its strings and end in one of the thread's constant
+/// lists (curl only reads the list), so a delivery allocates no list of its own.
 struct adapter::transfer {
     job j;
     CURL* easy = nullptr;
-    curl_slist* headers = nullptr;
+    std::string id_header, msg_id_header, content_type_header;
+    curl_slist nodes[3] = {};
     std::string body;
-
-    ~transfer() { curl_slist_free_all(headers); }
 };
 
 adapter::adapter(std::string name, options opt) : name_(std::move(name)), opt_(std::move(opt)) {}
@@ -98,6 +111,16 @@ adapter::~adapter() {
     stop();
     if (multi_)
         curl_multi_cleanup(as_multi(multi_));
+    if (epoll_fd_ >= 0)
+        ::close(epoll_fd_);
+    if (wake_fd_ >= 0)
+        ::close(wake_fd_);
+}
+
+void adapter::wake() noexcept {
+    std::uint64_t one = 1;
+    // Fails only when the counter would overflow, which means a wake-up is pending anyway.
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
 result<void> adapter::start() {
@@ -105,6 +128,16 @@ result<void> adapter::start() {
     std::lock_guard lk(m_);
     if (started_ || stopping_)
         return error{"adapter.state", "adapter '" + name_ + "' was already started"};
+    if (epoll_fd_ < 0) {
+        epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = wake_fd_;
+        if (epoll_fd_ < 0 || wake_fd_ < 0 || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0)
+            return error{"adapter.thread", "cannot set up the event loop of adapter '" + name_ +
+                                               "': " + std::strerror(errno)};
+    }
     CURLM* m = curl_multi_init();
     if (!m)
         return error{"adapter.nomem", "cannot create a curl multi handle for adapter '" + name_ + "'"};
@@ -156,7 +189,7 @@ void adapter::deliver(delivery d, delivery_handler done) {
     }
     // multi_ lives until the destructor, and the thread is running or will drain the queue.
     if (wake)
-        curl_multi_wakeup(as_multi(multi_));
+        this->wake();
 }
 
 void adapter::stop() {
@@ -167,19 +200,108 @@ void adapter::stop() {
     }
     if (!thread_.joinable())
         return;
-    curl_multi_wakeup(as_multi(multi_));
+    wake();
     if (thread_.get_id() == std::this_thread::get_id())
         return;  // called from a 'done' callback: the loop sees stopping_ and drains on its own
     thread_.join();
 }
 
+namespace {
+
+/// What curl's socket and timer callbacks tell the adapter thread (socket_action interface).
+struct event_loop {
+    CURLM* multi = nullptr;
+    int epoll_fd = -1;
+    bool timer_armed = false;
+    std::chrono::steady_clock::time_point due;
+};
+
+/// CURLMOPT_SOCKETFUNCTION: watch 's' for what curl waits for, or stop watching it. curl keeps a
+/// pointer per socket for us (curl_multi_assign): non-null once 's' is in the epoll set.
+int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
+    auto* loop = static_cast<event_loop*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+        // curl may already have closed it (epoll then dropped it): nothing to undo.
+        ::epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, s, nullptr);
+        return 0;  // curl forgets the socket's pointer itself
+    }
+    epoll_event ev{};
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    if (socketp)
+        return ::epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, s, &ev) == 0 ? 0 : -1;
+    if (::epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, s, &ev) != 0)
+        return -1;  // curl fails the transfers on this socket
+    curl_multi_assign(loop->multi, s, loop);
+    return 0;
+}
+
+/// CURLMOPT_TIMERFUNCTION: curl wants CURL_SOCKET_TIMEOUT after 'ms' (-1: no timer).
+int on_timer(CURLM*, long ms, void* userp) {
+    auto* loop = static_cast<event_loop*>(userp);
+    loop->timer_armed = ms >= 0;
+    if (ms >= 0)
+        loop->due = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    return 0;
+}
+
+/// How long epoll_wait may sleep: until curl's timer, at most a second.
+int wait_ms(const event_loop& loop) {
+    if (!loop.timer_armed)
+        return 1000;
+    auto left = loop.due - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero())
+        return 0;
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+    return static_cast<int>(std::min<decltype(ms)>(ms, 1000));
+}
+
+} // namespace
+
 void adapter::run() {
     pthread_setname_np(pthread_self(), "edb-http-push");
     CURLM* multi = as_multi(multi_);
+    event_loop loop;
+    loop.multi = multi;
+    loop.epoll_fd = epoll_fd_;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &loop);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &loop);
+
     std::unordered_map<CURL*, std::unique_ptr<transfer>> running;
-    std::vector<CURL*> idle;  // pooled easy handles: keep their caches, save allocations
+    std::vector<CURL*> idle;  // pooled easy handles: keep their options and caches
     std::vector<job> taken;
     std::vector<std::pair<delivery_handler, delivery_result>> finished;
+
+    // The headers every request ends with (the configured ones last), with and without the
+    // default Content-Type. A transfer links its own headers in front of one of them. "Expect:"
+    // because libcurl adds "Expect: 100-continue" to bodies over 1 KB: one wasted round trip each.
+    curl_slist* tail = curl_slist_append(nullptr, "Expect:");
+    for (const auto& [k, v] : opt_.headers)
+        tail = curl_slist_append(tail, (v.empty() ? k + ";" : k + ": " + v).c_str());
+    curl_slist* tail_xml = curl_slist_append(nullptr, "Content-Type: application/xml");
+    if (tail_xml)
+        tail_xml->next = tail;
+
+    // The options that are the same for every delivery, set once per pooled handle.
+    auto configure = [&](CURL* e) {
+        curl_easy_setopt(e, CURLOPT_URL, opt_.url.c_str());
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opt_.timeout_ms);
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opt_.connect_timeout_ms);
+        curl_easy_setopt(e, CURLOPT_HTTP09_ALLOWED, 0L);
+        curl_easy_setopt(e, CURLOPT_USERAGENT, "edibroker");
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+        if (!opt_.ca_file.empty())
+            curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
+        if (opt_.insecure) {
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
+    };
 
     auto setup = [&](job&& j) -> std::unique_ptr<transfer> {
         auto t = std::make_unique<transfer>();
@@ -187,44 +309,40 @@ void adapter::run() {
         if (!idle.empty()) {
             t->easy = idle.back();
             idle.pop_back();
-            curl_easy_reset(t->easy);
-        } else {
-            t->easy = curl_easy_init();
+        } else if ((t->easy = curl_easy_init())) {
+            configure(t->easy);
         }
-        if (!t->easy)
+        if (!t->easy || !tail || !tail_xml)
             return t;
         const delivery& d = t->j.d;
-        std::string ct = "Content-Type: " + header_safe(d.content_type.empty() ? "application/xml" : d.content_type);
-        t->headers = curl_slist_append(t->headers, ct.c_str());
-        t->headers = curl_slist_append(t->headers, ("X-EDIBroker-Id: " + header_safe(d.id)).c_str());
-        if (!d.facts.msg_id.empty())
-            t->headers = curl_slist_append(t->headers, ("X-EDIBroker-MsgId: " + header_safe(d.facts.msg_id)).c_str());
-        // libcurl adds "Expect: 100-continue" to bodies over 1 KB: one wasted round trip each.
-        t->headers = curl_slist_append(t->headers, "Expect:");
-        for (const auto& [k, v] : opt_.headers)
-            t->headers = curl_slist_append(t->headers, (v.empty() ? k + ";" : k + ": " + v).c_str());
+        curl_slist* next = tail_xml;
+        std::size_t n = 0;
+        auto link = [&](std::string& storage) {
+            t->nodes[n].data = storage.data();
+            ++n;
+        };
+        t->id_header = "X-EDIBroker-Id: " + header_safe(d.id);
+        link(t->id_header);
+        if (!d.facts.msg_id.empty()) {
+            t->msg_id_header = "X-EDIBroker-MsgId: " + header_safe(d.facts.msg_id);
+            link(t->msg_id_header);
+        }
+        if (!d.content_type.empty() && d.content_type != "application/xml") {
+            t->content_type_header = "Content-Type: " + header_safe(d.content_type);
+            link(t->content_type_header);
+            next = tail;
+        }
+        for (std::size_t i = n; i-- > 0;) {
+            t->nodes[i].next = next;
+            next = &t->nodes[i];
+        }
 
         CURL* e = t->easy;
-        curl_easy_setopt(e, CURLOPT_URL, opt_.url.c_str());
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, d.document->data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(d.document->size()));
-        curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opt_.timeout_ms);
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opt_.connect_timeout_ms);
-        curl_easy_setopt(e, CURLOPT_HTTP09_ALLOWED, 0L);
-        curl_easy_setopt(e, CURLOPT_USERAGENT, "edibroker");
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, d.document->data());
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, next);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
         curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-        if (!opt_.ca_file.empty())
-            curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
-        if (opt_.insecure) {
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-        }
         return t;
     };
 
@@ -289,6 +407,8 @@ void adapter::run() {
         }
     };
 
+    int still_running = 0;
+    std::vector<epoll_event> events(64);
     for (;;) {
         taken.clear();
         bool stopping = false;
@@ -309,7 +429,9 @@ void adapter::run() {
                 continue;
             }
             auto t = setup(std::move(j));
-            if (!t->easy || curl_multi_add_handle(multi, t->easy) != CURLM_OK) {
+            // Adding a handle sets curl's timer to 0: the wait below returns at once and the
+            // timeout action starts the transfer.
+            if (!t->easy || !tail || !tail_xml || curl_multi_add_handle(multi, t->easy) != CURLM_OK) {
                 if (t->easy)
                     curl_easy_cleanup(t->easy);
                 finished.emplace_back(std::move(t->j.done), make(outcome::retriable, "cannot start a transfer"));
@@ -319,8 +441,26 @@ void adapter::run() {
             running.emplace(key, std::move(t));
         }
 
-        int still_running = 0;
-        curl_multi_perform(multi, &still_running);
+        // Sleeps until a socket curl watches is ready, curl's timer is due, or wake().
+        int n = finished.empty() ? ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                                                wait_ms(loop))
+                                 : 0;
+        for (int i = 0; i < n; ++i) {
+            const epoll_event& ev = events[static_cast<std::size_t>(i)];
+            if (ev.data.fd == wake_fd_) {
+                std::uint64_t count;
+                [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+                continue;
+            }
+            int mask = (ev.events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev.events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                       (ev.events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(multi, ev.data.fd, mask, &still_running);
+        }
+        if (loop.timer_armed && std::chrono::steady_clock::now() >= loop.due) {
+            loop.timer_armed = false;  // curl sets it again from inside the call if it needs to
+            curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &still_running);
+        }
+
         int left = 0;
         while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
             if (msg->msg != CURLMSG_DONE)
@@ -337,15 +477,9 @@ void adapter::run() {
         }
 
         // No lock is held here: a callback may call deliver() (or stop()) on this adapter.
-        bool freed_slots = !finished.empty();
         for (auto& [done, r] : finished)
             complete(done, std::move(r));
         finished.clear();
-        if (freed_slots)
-            continue;  // queued jobs may start now; poll on the next round
-
-        // Sleeps until socket activity, a curl timer, or curl_multi_wakeup().
-        curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
     }
 
     // Shutting down: every running and queued job completes once, as retriable.
@@ -364,6 +498,11 @@ void adapter::run() {
         finished.emplace_back(std::move(j.done), make(outcome::retriable, "shutting down"));
     for (CURL* e : idle)
         curl_easy_cleanup(e);
+    // 'loop' ends with this function; the connections the multi handle still caches are closed
+    // by curl_multi_cleanup later, without callbacks.
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, static_cast<curl_socket_callback>(nullptr));
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, static_cast<curl_multi_timer_callback>(nullptr));
+    curl_slist_free_all(tail_xml ? tail_xml : tail);  // tail_xml continues with tail
     for (auto& [done, r] : finished)
         complete(done, std::move(r));
 }

@@ -67,12 +67,15 @@ private:
     struct transfer;  // one running easy handle (http_push.cpp)
 
     void run();  ///< the adapter thread
+    void wake() noexcept;  ///< any thread: makes the adapter thread's wait return
     static void complete(delivery_handler& done, delivery_result r) noexcept;
 
     std::string name_;
     options opt_;
     capabilities caps_;
     void* multi_ = nullptr;  ///< CURLM*, owned; created by start(), freed by the destructor
+    int epoll_fd_ = -1;      ///< the thread's wait: sockets curl names, and wake_fd_; owned
+    int wake_fd_ = -1;       ///< eventfd: deliver() and stop() wake the thread; owned
 
     std::mutex m_;
     std::deque<job> queue_;      ///< guarded by m_
