@@ -489,6 +489,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
 
     p.msg.http_status = status;
     p.msg.response_json = json::serialize(answer);
+    std::string answer_json = p.msg.response_json;  // the answer given now and replayed to duplicates
 
     // Persist, then answer.
     auto outcome = std::make_shared<store::insert_outcome>();
@@ -556,7 +557,7 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
         co_return out;
     }
     out.status = status;
-    out.json = json::serialize(answer);
+    out.json = std::move(answer_json);
     out.id = outcome->id;
     log::info("intake", {{"id", out.id},
                          {"msgId", msg_id_for_log},

@@ -14,6 +14,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -208,6 +209,27 @@ bool base64_decode(std::string_view in, std::string& out) {
     return pad <= 2;
 }
 
+/// 'res' (after prepare_payload) as HTTP/1.1 bytes in 'out': status line, the fields as set,
+/// the body.
+const std::string& serialize(const response& res, std::string& out) {
+    out.clear();
+    out.reserve(256 + res.body().size());
+    out += "HTTP/1.1 ";
+    out += std::to_string(res.result_int());
+    out += ' ';
+    out += res.reason();
+    out += "\r\n";
+    for (const auto& f : res) {
+        out += f.name_string();
+        out += ": ";
+        out += f.value();
+        out += "\r\n";
+    }
+    out += "\r\n";
+    out += res.body();
+    return out;
+}
+
 std::string_view media_type(std::string_view ct) {
     auto semi = ct.find(';');
     ct = ct.substr(0, semi);
@@ -362,6 +384,7 @@ asio::awaitable<void> http_api::session(tcp::socket sock, std::uint64_t sid) {
     int active = ++sessions_;
     const auto timeout = std::chrono::milliseconds(cfg_.http_timeout_ms);
     beast::flat_buffer buf;
+    std::string wire;  // the answer as sent, reused for every answer on this connection
     // Beast reads max(512, free capacity) bytes at a time, and the parser empties the buffer as it
     // goes, so an empty buffer never grows: a 4 KB message took nine reads (issue 3's strace). With
     // room reserved, a request that has arrived is read in one.
@@ -407,8 +430,11 @@ asio::awaitable<void> http_api::session(tcp::socket sock, std::uint64_t sid) {
         response res = co_await handle(req);
         res.keep_alive(req.keep_alive() && !stopping_);
         res.prepare_payload();
+        // The whole answer in one buffer and one write: Beast's serializer walks header and body
+        // as a sequence of buffer views per write, which cost more than the answer (issue 3).
+        const std::string& out = serialize(res, wire);
         stream.expires_after(timeout);
-        auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+        auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(out), use_tuple);
         if (wec || !res.keep_alive())
             break;
     }
