@@ -271,6 +271,9 @@ struct options {
     std::string path;                  ///< database file; created with its folder if missing
     std::string synchronous = "FULL";  ///< FULL (default) | NORMAL | OFF
     int max_batch = 256;               ///< most operations per group transaction
+    /// Commit pacing (see sqlite_store.hpp): while transactions have company, one starts at least
+    /// this long after the previous one started, unless max_batch operations wait (0: off).
+    int commit_interval_us = 2000;
     std::size_t queue_limit = 10000;   ///< writer queue bound; beyond it submit() answers store.busy
     /// WAL checkpoints (see sqlite_store.hpp): the background checkpointer runs once per
     /// checkpoint_pages new WAL frames; past wal_restart_pages the writer copies what is left so

@@ -80,6 +80,7 @@ public:
         so.path = (std::filesystem::path(cfg_.data_dir) / "edibroker.db").string();
         so.synchronous = cfg_.synchronous;
         so.max_batch = cfg_.group_commit_max;
+        so.commit_interval_us = cfg_.group_commit_interval_us;
         so.queue_limit = cfg_.store_queue_limit;
         auto st = store::open(so);
         if (!st)

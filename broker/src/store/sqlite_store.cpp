@@ -7,6 +7,7 @@
 #include "store/sqlite_writer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <exception>
@@ -129,7 +130,8 @@ result<void> sqlite_store::submit(write_op op, write_done done) {
     if (queue_.size() >= opts_.queue_limit)
         return error("store.busy", "the store's write queue is full (" + std::to_string(opts_.queue_limit) + ")");
     queue_.push_back(pending{std::move(op), std::move(done)});
-    const bool wake = writer_idle_;
+    const bool wake =
+        writer_idle_ || (writer_pacing_ && queue_.size() >= static_cast<std::size_t>(opts_.max_batch));
     writer_idle_ = false;
     lk.unlock();
     if (wake)
@@ -291,6 +293,9 @@ void sqlite_store::run_writer() {
     std::vector<result<void>> results;
     batch.reserve(max_batch);
     results.reserve(max_batch);
+    const std::chrono::microseconds pace(opts_.commit_interval_us);
+    std::chrono::steady_clock::time_point last_start{};
+    std::size_t last_size = 0;
     for (;;) {
         fault_hook hook;
         bool failed = false;
@@ -303,6 +308,16 @@ void sqlite_store::run_writer() {
             writer_idle_ = false;
             if (queue_.empty())
                 break;  // stopping, and the queue is drained
+            // Pacing: while the previous transaction had company, wait out the rest of the
+            // interval so that more operations share the next one (see sqlite_store.hpp). One
+            // client writing one operation at a time never waits.
+            const auto due = last_start + pace;
+            if (pace.count() > 0 && last_size > 1 && queue_.size() < max_batch && !stopping_ &&
+                std::chrono::steady_clock::now() < due) {
+                writer_pacing_ = true;
+                cv_.wait_until(lk, due, [&] { return queue_.size() >= max_batch || stopping_; });
+                writer_pacing_ = false;
+            }
             const std::size_t n = std::min(queue_.size(), max_batch);
             for (std::size_t i = 0; i < n; ++i) {
                 batch.push_back(std::move(queue_.front()));
@@ -317,6 +332,8 @@ void sqlite_store::run_writer() {
             for (auto& p : batch)
                 call_done(p.done, e);
         } else {
+            last_start = std::chrono::steady_clock::now();
+            last_size = batch.size();
             run_batch(batch, results, hook);
             for (std::size_t i = 0; i < batch.size(); ++i)
                 call_done(batch[i].done, std::move(results[i]));

@@ -136,6 +136,7 @@ private:
     std::deque<pending> queue_;
     bool stopping_ = false;
     bool writer_idle_ = false;
+    bool writer_pacing_ = false;  ///< the writer waits out commit_interval_us; a full batch wakes it
     bool failed_ = false;
     error failed_error_;
     fault_hook hook_;

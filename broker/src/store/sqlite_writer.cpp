@@ -59,6 +59,8 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
         return error("store.config", "the store path is empty");
     if (o.max_batch < 1 || o.queue_limit < 1)
         return error("store.config", "max_batch and queue_limit must be at least 1");
+    if (o.commit_interval_us < 0 || o.commit_interval_us > 1'000'000)
+        return error("store.config", "commit_interval_us must be 0..1000000");
 
     std::filesystem::path parent = std::filesystem::path(o.path).parent_path();
     if (!parent.empty()) {
