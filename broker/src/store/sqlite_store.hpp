@@ -18,7 +18,13 @@
 // (the failing one is rolled back to its savepoint alone); every done then gets ok or the
 // operation's own error. So an operation may run twice: it must only assign what it hands out, not
 // accumulate. When BEGIN or COMMIT fails, every operation of the batch gets that error. While a batch runs, new operations
-// queue up and form the next batch: that is the group commit, with no timer and no busy-waiting.
+// queue up and form the next batch: that is the group commit, with no busy-waiting.
+// Pacing (options::commit_interval_us): every transaction rewrites the last page of each b-tree it
+// touches, so under moderate load, transactions of two or three operations wrote mostly those
+// pages again (issue 3). While the previous transaction had company (more than one operation),
+// the writer starts the next no sooner than the interval after the previous one started, unless
+// max_batch operations wait (submit() then wakes it) or the store closes. A lone writer, one
+// operation at a time, never waits.
 //
 // Checkpoints: mostly not on the writer. A WAL hook on the writer's connection (after each commit)
 // wakes a checkpointer thread with its own connection each time options::checkpoint_pages new
