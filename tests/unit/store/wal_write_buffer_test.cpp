@@ -17,6 +17,13 @@ namespace {
 using broker::store::detail::wal_buffer_bytes;
 using broker::store::detail::wal_write_buffer_vfs;
 
+/// The 4 KB body of row i: every row's differs from its neighbours'.
+std::string row_body(int i) {
+    std::string body(4096, static_cast<char>('a' + i % 26));
+    body += std::to_string(i);
+    return body;
+}
+
 struct db {
     sqlite3* h = nullptr;
     db(const std::string& path, const char* vfs) {
@@ -43,8 +50,7 @@ struct db {
         sqlite3_stmt* s = nullptr;
         REQUIRE(sqlite3_prepare_v2(h, "INSERT INTO t(n, body) VALUES (?1, ?2)", -1, &s, nullptr) == SQLITE_OK);
         for (int i = from; i < to; ++i) {
-            std::string body(4096, static_cast<char>('a' + i % 26));
-            body += std::to_string(i);
+            const std::string body = row_body(i);
             sqlite3_bind_int(s, 1, i);
             sqlite3_bind_blob(s, 2, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
             REQUIRE(sqlite3_step(s) == SQLITE_DONE);
@@ -64,9 +70,7 @@ void check_rows(db& d, int n) {
         int i = sqlite3_column_int(s, 0);
         std::string body(static_cast<const char*>(sqlite3_column_blob(s, 1)),
                          static_cast<std::size_t>(sqlite3_column_bytes(s, 1)));
-        std::string want(4096, static_cast<char>('a' + i % 26));
-        want += std::to_string(i);
-        if (i != expect || body != want)
+        if (i != expect || body != row_body(i))
             ++bad;
         ++expect;
     }
@@ -82,14 +86,18 @@ void setup_writer(db& w) {
     w.exec("CREATE TABLE IF NOT EXISTS t(n INTEGER PRIMARY KEY, body BLOB NOT NULL)");
 }
 
-} // namespace
-
-TEST_CASE("wal write buffer: each commit is visible to a default-VFS connection when it returns",
-          "[unit][store]") {
+/// A test's database: the VFS under test and a file in a temporary folder.
+struct fresh_db {
     const char* vfs = wal_write_buffer_vfs();
-    REQUIRE(vfs != nullptr);
     testing::temp_dir d;
     const std::string path = (d.path() / "t.db").string();
+};
+
+} // namespace
+
+TEST_CASE_METHOD(fresh_db, "wal write buffer: each commit is visible to a default-VFS connection when it returns",
+                 "[unit][store]") {
+    REQUIRE(vfs != nullptr);
     db w(path, vfs);
     setup_writer(w);
     db r(path, nullptr);
@@ -108,11 +116,9 @@ TEST_CASE("wal write buffer: each commit is visible to a default-VFS connection 
     check_rows(r, n);
 }
 
-TEST_CASE("wal write buffer: cache spills, reads of own frames and rollbacks", "[unit][store]") {
-    const char* vfs = wal_write_buffer_vfs();
+TEST_CASE_METHOD(fresh_db, "wal write buffer: cache spills, reads of own frames and rollbacks",
+                 "[unit][store]") {
     REQUIRE(vfs != nullptr);
-    testing::temp_dir d;
-    const std::string path = (d.path() / "t.db").string();
     db w(path, vfs);
     setup_writer(w);
     // A page cache of 8 pages: a transaction of 300 rows writes (spills) frames before its commit
@@ -138,11 +144,9 @@ TEST_CASE("wal write buffer: cache spills, reads of own frames and rollbacks", "
     check_rows(r, 400);
 }
 
-TEST_CASE("wal write buffer: commits survive a process that dies right after them", "[unit][store]") {
-    const char* vfs = wal_write_buffer_vfs();
+TEST_CASE_METHOD(fresh_db, "wal write buffer: commits survive a process that dies right after them",
+                 "[unit][store]") {
     REQUIRE(vfs != nullptr);
-    testing::temp_dir d;
-    const std::string path = (d.path() / "t.db").string();
     {
         db w(path, vfs);
         setup_writer(w);
@@ -161,8 +165,7 @@ TEST_CASE("wal write buffer: commits survive a process that dies right after the
         for (int i = 0; i < 250; ++i) {
             if (i % 50 == 0 && sqlite3_exec(h, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
                 ::_exit(4);
-            std::string body(4096, static_cast<char>('a' + i % 26));
-            body += std::to_string(i);
+            const std::string body = row_body(i);
             sqlite3_bind_int(s, 1, i);
             sqlite3_bind_blob(s, 2, body.data(), static_cast<int>(body.size()), SQLITE_TRANSIENT);
             if (sqlite3_step(s) != SQLITE_DONE)
