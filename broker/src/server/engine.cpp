@@ -559,14 +559,16 @@ asio::awaitable<intake_answer> engine::intake(std::string document, std::string 
     out.status = status;
     out.json = std::move(answer_json);
     out.id = outcome->id;
-    log::info("intake", {{"id", out.id},
-                         {"msgId", msg_id_for_log},
-                         {"type", type_for_log},
-                         {"sender", sender_for_log},
-                         {"receiver", receiver_for_log},
-                         {"status", std::to_string(status)},
-                         {"state", state_for_metrics},
-                         {"code", code_for_metrics}});
+    // The line every accepted message writes is debug; a refused one is info (see README, "Logs").
+    log::emit(status < 400 ? log::level::debug : log::level::info, "intake",
+              {{"id", out.id},
+               {"msgId", msg_id_for_log},
+               {"type", type_for_log},
+               {"sender", sender_for_log},
+               {"receiver", receiver_for_log},
+               {"status", std::to_string(status)},
+               {"state", state_for_metrics},
+               {"code", code_for_metrics}});
     notify(out.id);
     if (!link_original.empty())
         notify(link_original);
@@ -1018,8 +1020,12 @@ void engine::on_result(job j, delivery_result r) {
         break;
     }
     }
-    log::info("deliver", {{"id", id}, {"adapter", j.adapter}, {"outcome", what}, {"detail", detail},
-                          {"attempt", std::to_string(j.attempt)}});
+    // Per message: delivered and waiting are debug, a retry info, giving up warn (README, "Logs").
+    const log::level lv = r.o == o::delivered || r.o == o::waiting ? log::level::debug
+                          : std::string_view(what) == "dead"        ? log::level::warn
+                                                                    : log::level::info;
+    log::emit(lv, "deliver", {{"id", id}, {"adapter", j.adapter}, {"outcome", what}, {"detail", detail},
+                              {"attempt", std::to_string(j.attempt)}});
     store::millis latency = r.o == o::delivered && j.received_at ? store::now_ms() - j.received_at : 0;
     auto done = [this, id, what, rule = j.rule, adapter = j.adapter, latency](result<void> res) {
         if (!res)
