@@ -575,3 +575,58 @@ TEST_CASE("serve: structured logs are JSON lines with ids and HER-ids, never mes
     CHECK(events.count("read"));
     CHECK(events.count("stopped"));
 }
+
+TEST_CASE("serve: at the default log level an accepted message writes no line, a refused one does",
+          "[integration][operator][logs]") {
+    // The two lines every message writes (intake, deliver) are debug: on the same disk as the
+    // store they slowed its syncs (README, "Logs"). Refusals stay visible at info.
+    temp_dir tmp;
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (tmp.path() / "data").string(), "--rules", (suite / "rules").string(), "--registry",
+                     (suite / "registry.xml").string()});
+    std::string l1 = read_line(c.out, 20000);
+    INFO(l1);
+    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
+    const std::string edi = "http://" + l1.substr(std::string("listening on ").size());
+    auto post = [&](const std::string& file) {
+        return http_request("POST", edi + "/Messages", read_file(suite / "messages" / file),
+                            {"Content-Type: application/xml"});
+    };
+    auto ok = post("01-dialog-to-oslo-home-care.xml");
+    REQUIRE(ok.status == 201);
+    const std::string accepted = str(json_of(ok), "id");
+    auto refused = post("04-unknown-receiver.xml");
+    REQUIRE(refused.status == 422);
+    const std::string refused_id = str(json_of(refused), "id");
+    REQUIRE_FALSE(refused_id.empty());
+    kill(c.pid, SIGTERM);
+    std::string err = read_all(c.err, 20000);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    close(c.out);
+    close(c.err);
+
+    std::istringstream in(err);
+    std::string line;
+    bool refusal_seen = false;
+    std::set<std::string> events;
+    while (std::getline(in, line)) {
+        INFO(line);
+        boost::system::error_code ec;
+        auto v = boost::json::parse(line, ec);
+        if (ec)
+            FAIL("a line of stderr is not JSON; the whole of stderr:\n" << err);
+        const auto& o = v.as_object();
+        CHECK(str(o, "level") != "debug");
+        if (str(o, "event") == "intake" || str(o, "event") == "deliver")  // waiting for pick-up: debug
+            CHECK(str(o, "id") != accepted);
+        events.insert(str(o, "event"));
+        if (str(o, "event") == "intake" && str(o, "id") == refused_id) {
+            refusal_seen = true;
+            CHECK(str(o, "level") == "info");
+            CHECK(str(o, "status") == "422");
+        }
+    }
+    CHECK(refusal_seen);
+    CHECK(events.count("stopped"));
+}

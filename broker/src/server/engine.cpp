@@ -977,6 +977,8 @@ void engine::on_result(job j, delivery_result r) {
     std::string detail = r.detail;
     store::write_op op;
     const char* what = "";
+    // Per message: delivered and waiting are debug, a retry info, giving up warn (README, "Logs").
+    log::level lv = log::level::debug;
     switch (r.o) {
     case o::delivered:
         what = "delivered";
@@ -1002,6 +1004,7 @@ void engine::on_result(job j, delivery_result r) {
     case o::permanent: {
         bool dead = r.o == o::permanent || j.attempt >= max_attempts;
         what = dead ? "dead" : "retry";
+        lv = dead ? log::level::warn : log::level::info;
         store::millis next = store::now_ms() + backoff(j.attempt);
         int attempts = j.attempt;
         std::string why = (r.o == o::permanent ? "permanent failure: " : "attempt " + std::to_string(attempts) + ": ") +
@@ -1020,10 +1023,6 @@ void engine::on_result(job j, delivery_result r) {
         break;
     }
     }
-    // Per message: delivered and waiting are debug, a retry info, giving up warn (README, "Logs").
-    const log::level lv = r.o == o::delivered || r.o == o::waiting ? log::level::debug
-                          : std::string_view(what) == "dead"        ? log::level::warn
-                                                                    : log::level::info;
     log::emit(lv, "deliver", {{"id", id}, {"adapter", j.adapter}, {"outcome", what}, {"detail", detail},
                               {"attempt", std::to_string(j.attempt)}});
     store::millis latency = r.o == o::delivered && j.received_at ? store::now_ms() - j.received_at : 0;
