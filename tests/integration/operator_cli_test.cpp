@@ -512,20 +512,43 @@ TEST_CASE("replay on a terminal shows a progress bar; --rate paces the sending",
     CHECK(secs >= 0.55);
 }
 
+/// `edibroker serve` on 127.0.0.1:0 with the suite's rules and registry, its data in 'tmp', plus
+/// 'extra' arguments; 'edi' receives its base URL.
+child serve_suite(const temp_dir& tmp, const std::vector<std::string>& extra, std::string& edi) {
+    std::vector<std::string> args{broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                                  (tmp.path() / "data").string(), "--rules", (suite / "rules").string(),
+                                  "--registry", (suite / "registry.xml").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    child c = spawn(args);
+    std::string l1 = read_line(c.out, 20000);
+    INFO(l1);
+    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
+    edi = "http://" + l1.substr(std::string("listening on ").size());
+    return c;
+}
+
+http_response post_suite(const std::string& edi, const std::string& file) {
+    return http_request("POST", edi + "/Messages", read_file(suite / "messages" / file),
+                        {"Content-Type: application/xml"});
+}
+
+/// SIGTERM, then all the broker wrote on stderr until it exited.
+std::string stop_for_stderr(child& c) {
+    kill(c.pid, SIGTERM);
+    std::string err = read_all(c.err, 20000);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    close(c.out);
+    close(c.err);
+    return err;
+}
+
 TEST_CASE("serve: structured logs are JSON lines with ids and HER-ids, never message content",
           "[integration][operator][logs]") {
     temp_dir tmp;
-    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                     (tmp.path() / "data").string(), "--rules", (suite / "rules").string(), "--registry",
-                     (suite / "registry.xml").string(), "--set", "log-level=debug"});
-    std::string l1 = read_line(c.out, 20000), l2 = read_line(c.out, 5000);
-    INFO(l1 << "\n" << l2);
-    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
-    const std::string edi = "http://" + l1.substr(std::string("listening on ").size());
-    auto post = [&](const std::string& file) {
-        return http_request("POST", edi + "/Messages", read_file(suite / "messages" / file),
-                            {"Content-Type: application/xml"});
-    };
+    std::string edi;
+    child c = serve_suite(tmp, {"--set", "log-level=debug"}, edi);
+    auto post = [&](const std::string& file) { return post_suite(edi, file); };
     auto ok = post("01-dialog-to-oslo-home-care.xml");
     REQUIRE(ok.status == 201);
     const std::string id = str(json_of(ok), "id");
@@ -535,12 +558,7 @@ TEST_CASE("serve: structured logs are JSON lines with ids and HER-ids, never mes
     // The receiver fetches it (a delivery) and reads it.
     CHECK(http_request("GET", edi + "/Messages/" + id + "/business-document").status == 200);
     CHECK(http_request("PUT", edi + "/Messages/" + id + "/read/9100110").status == 204);
-    kill(c.pid, SIGTERM);
-    std::string err = read_all(c.err, 20000);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    close(c.out);
-    close(c.err);
+    std::string err = stop_for_stderr(c);
 
     std::istringstream in(err);
     std::string line;
@@ -581,17 +599,9 @@ TEST_CASE("serve: at the default log level an accepted message writes no line, a
     // The two lines every message writes (intake, deliver) are debug: on the same disk as the
     // store they slowed its syncs (README, "Logs"). Refusals stay visible at info.
     temp_dir tmp;
-    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                     (tmp.path() / "data").string(), "--rules", (suite / "rules").string(), "--registry",
-                     (suite / "registry.xml").string()});
-    std::string l1 = read_line(c.out, 20000);
-    INFO(l1);
-    REQUIRE(l1.rfind("listening on 127.0.0.1:", 0) == 0);
-    const std::string edi = "http://" + l1.substr(std::string("listening on ").size());
-    auto post = [&](const std::string& file) {
-        return http_request("POST", edi + "/Messages", read_file(suite / "messages" / file),
-                            {"Content-Type: application/xml"});
-    };
+    std::string edi;
+    child c = serve_suite(tmp, {}, edi);
+    auto post = [&](const std::string& file) { return post_suite(edi, file); };
     auto ok = post("01-dialog-to-oslo-home-care.xml");
     REQUIRE(ok.status == 201);
     const std::string accepted = str(json_of(ok), "id");
@@ -599,12 +609,7 @@ TEST_CASE("serve: at the default log level an accepted message writes no line, a
     REQUIRE(refused.status == 422);
     const std::string refused_id = str(json_of(refused), "id");
     REQUIRE_FALSE(refused_id.empty());
-    kill(c.pid, SIGTERM);
-    std::string err = read_all(c.err, 20000);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    close(c.out);
-    close(c.err);
+    std::string err = stop_for_stderr(c);
 
     std::istringstream in(err);
     std::string line;
