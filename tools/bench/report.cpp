@@ -159,7 +159,8 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             -1);
         add("POST -> delivery p99, peak", get("broker.peak", "deliver_p99_us") / 1000, 2, "ms", floor_p99 / 1000, 2, "",
             -1);
-        // run.sh tries a second number of senders for the peak; the one not taken stays as broker.peak.cN.
+        // run.sh --sweep tries a second number of senders for the peak; the one not taken stays as
+        // broker.peak.cN.
         for (auto& [n, o] : rows)
             if (n.rfind("broker.peak.c", 0) == 0)
                 add("accepted durable msg/s, closed loop, " + fixed(num(o, "connections", NAN), 0) + " senders",
