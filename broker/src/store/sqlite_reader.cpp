@@ -49,6 +49,21 @@ enum : std::uint64_t {
     f_unread = 1 << 8,
 };
 
+// Which index serves a filter on the state alone (migration 6): messages on their way are in
+// ix_messages_pending (small: the backlog), the usual final states are the newest messages
+// (ix_messages_received, filtered), the rare ones have the partial ix_messages_state.
+enum class state_class : std::uint64_t { none, on_the_way, usual_final, rare };
+
+state_class classify_state(const std::string& st) {
+    if (st.empty())
+        return state_class::none;
+    if (st == "routed" || st == "failed" || st == "waiting")
+        return state_class::on_the_way;
+    if (st == "delivered" || st == "read" || st == "apprec-ok")
+        return state_class::usual_final;
+    return state_class::rare;
+}
+
 std::uint64_t shape_of(const message_filter& f) {
     std::uint64_t k = 0;
     if (!f.receivers.empty())
@@ -58,7 +73,7 @@ std::uint64_t shape_of(const message_filter& f) {
     if (!f.msg_type.empty())
         k |= f_type;
     if (!f.state.empty())
-        k |= f_state;
+        k |= f_state | (static_cast<std::uint64_t>(classify_state(f.state)) << 9);
     if (!f.msg_id.empty())
         k |= f_msg_id;
     if (!f.conversation.empty())
@@ -78,23 +93,43 @@ std::string list_sql(const message_filter& f) {
     // Most selective first. Without statistics SQLite's planner would, for instance, serve
     // "receivers + state" from the state index and walk every message in that state.
     const char* index = "ix_messages_received";
-    if (!f.msg_id.empty())
+    // A partial index serves a query only if the query's WHERE repeats the index's (schema.cpp).
+    const char* index_where = nullptr;
+    if (!f.msg_id.empty()) {
         index = "ux_messages_msg_id";
-    else if (!f.conversation.empty())
+    } else if (!f.conversation.empty()) {
         index = "ix_messages_conversation";
-    else if (!f.receivers.empty())
-        index = f.unread_only ? "ix_messages_unread" : "ix_messages_receiver_state";
-    else if (!f.sender.empty())
+    } else if (!f.receivers.empty()) {
+        index = f.unread_only ? "ix_messages_unread" : "ix_messages_receiver";
+    } else if (!f.sender.empty()) {
         index = "ix_messages_sender";
-    else if (!f.msg_type.empty())
+    } else if (!f.msg_type.empty()) {
         index = "ix_messages_type";
-    else if (!f.state.empty())
-        index = "ix_messages_state";
+    } else if (!f.state.empty()) {
+        switch (classify_state(f.state)) {
+        case state_class::on_the_way:  // few rows: sorted here
+            index = "ix_messages_pending";
+            index_where = "(state = 'routed' OR state = 'failed' OR state = 'waiting')";
+            break;
+        case state_class::rare:
+            index = "ix_messages_state";
+            index_where = "state <> 'routed' AND state <> 'failed' AND state <> 'waiting' AND state <> 'delivered'"
+                          " AND state <> 'read' AND state <> 'apprec-ok'";
+            break;
+        case state_class::none:
+        case state_class::usual_final:
+            break;
+        }
+    }
     std::string sql = "SELECT ";
     sql += message_columns;
     sql += " FROM messages INDEXED BY ";
     sql += index;
     sql += " WHERE 1";
+    if (index_where) {
+        sql += " AND ";
+        sql += index_where;
+    }
     int n = 0;
     auto param = [&] { return "?" + std::to_string(++n); };
     if (!f.receivers.empty()) {

@@ -63,7 +63,8 @@ TEST_CASE("open creates the folder, the file and the schema", "[unit][store]") {
                                      "'sqlite_autoindex%' ORDER BY name");
     CHECK(indexes.find("ux_messages_msg_id") != std::string::npos);
     CHECK(indexes.find("ix_messages_due") != std::string::npos);
-    CHECK(indexes.find("ix_messages_receiver_state") != std::string::npos);
+    CHECK(indexes.find("ix_messages_receiver") != std::string::npos);
+    CHECK(indexes.find("ix_messages_receiver_state") == std::string::npos);  // dropped by migration 6
 }
 
 TEST_CASE("reopen keeps data and schema_version", "[unit][store]") {
@@ -124,4 +125,57 @@ TEST_CASE("bad options are refused", "[unit][store]") {
     auto b = broker::store::open(o);
     REQUIRE_FALSE(b);
     CHECK(b.error().code == "store.config");
+}
+
+TEST_CASE("a store of schema 5 is upgraded in place: messages kept, listed by state from the new indexes",
+          "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    const char* states[] = {"routed", "failed", "waiting", "delivered", "read", "apprec-ok", "dead", "unroutable"};
+    {
+        auto s = open_ok(o);
+        for (int i = 0; i < 16; ++i)
+            insert(*s, make_msg("m" + std::to_string(i), "8093240", "", i % 2 ? "8142519" : "8142520"));
+        s->close();
+    }
+    // Back to schema 5 as a release with it left it: its two indexes, no record of migration 6.
+    raw_query(o.path, "DROP INDEX ix_messages_receiver; DROP INDEX ix_messages_state;"
+                      "CREATE INDEX ix_messages_receiver_state ON messages(receiver_her, state, received_at)"
+                      " WHERE receiver_her IS NOT NULL;"
+                      "CREATE INDEX ix_messages_state ON messages(state, received_at);"
+                      "DELETE FROM schema_version WHERE version = 6;");
+    for (int i = 0; i < 16; ++i)
+        raw_query(o.path, "UPDATE messages SET state = '" + std::string(states[i % 8]) + "' WHERE id = 'm" +
+                              std::to_string(i) + "'");
+
+    auto s = open_ok(o);
+    CHECK(s->schema_version() == broker::store::detail::latest_schema_version());
+    auto indexes = raw_query(o.path, "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE "
+                                     "'ix_messages_%' ORDER BY name");
+    CHECK(indexes.find("ix_messages_receiver\n") != std::string::npos);
+    CHECK(indexes.find("ix_messages_receiver_state") == std::string::npos);
+    // Only the rare states are in the partial state index.
+    CHECK(raw_query(o.path, "SELECT count(*) FROM messages INDEXED BY ix_messages_state WHERE state <> 'routed'"
+                            " AND state <> 'failed' AND state <> 'waiting' AND state <> 'delivered'"
+                            " AND state <> 'read' AND state <> 'apprec-ok'") == "4\n");
+    auto& rd = s->thread_reader();
+    for (const char* state : states) {
+        broker::store::message_filter f;
+        f.state = state;
+        auto rows = rd.list(f);
+        REQUIRE(rows);
+        INFO(state);
+        REQUIRE(rows->size() == 2);  // m<k> and m<k+8>, newest first
+        for (auto& r : *rows)
+            CHECK(r.state == state);
+        f.receivers = {"8142519"};  // odd ids only: the receiver's index, filtered by state
+        auto mine = rd.list(f);
+        REQUIRE(mine);
+        for (auto& r : *mine) {
+            CHECK(r.state == state);
+            CHECK(r.receiver_her == "8142519");
+        }
+    }
+    CHECK(rd.list({})->size() == 16);
+    s->close();
 }
