@@ -950,8 +950,10 @@ void engine::dispatch(job j) {
     d.document = j.document;
     d.attempt = j.attempt;
     d.route_options = std::move(options);
+    // The outcome is handled where the adapter reports it: posting it to the strand first cost an
+    // I/O thread's wake-up per message (issue 3's profile) and protected nothing on_result uses.
     a->deliver(std::move(d), [this, j = std::move(j), a](delivery_result r) mutable {
-        asio::post(strand_, [this, j = std::move(j), r = std::move(r)]() mutable { on_result(std::move(j), std::move(r)); });
+        on_result(std::move(j), std::move(r));
     });
 }
 

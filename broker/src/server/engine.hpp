@@ -168,6 +168,8 @@ private:
     /// Wake everyone waiting on 'id'. Any thread.
     void notify(const std::string& id);
     void dispatch(job j);
+    /// An adapter's outcome for one delivery, on the thread that called the adapter's handler (any
+    /// thread: it takes mu_ briefly and hands the state change to the store writer without waiting).
     void on_result(job j, delivery_result r);
     void scan();
     void schedule_scan();
