@@ -18,6 +18,8 @@
 #include <xercesc/util/SecurityManager.hpp>
 #include <xercesc/util/XMLUni.hpp>
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,7 +57,7 @@ std::string to_utf8(std::u16string_view s) {
     return out;
 }
 
-bool xml_space(char16_t c) { return c == u' ' || c == u'\t' || c == u'\r' || c == u'\n'; }
+constexpr bool xml_space(char16_t c) { return c == u' ' || c == u'\t' || c == u'\r' || c == u'\n'; }
 
 std::u16string_view trim(std::u16string_view s) {
     while (!s.empty() && xml_space(s.front()))
@@ -74,7 +76,7 @@ std::size_t code_points(std::u16string_view s) {
     return n;
 }
 
-int b64_value(char16_t c) {
+constexpr int b64_value(char16_t c) {
     if (c >= u'A' && c <= u'Z')
         return c - u'A';
     if (c >= u'a' && c <= u'z')
@@ -87,6 +89,26 @@ int b64_value(char16_t c) {
         return 63;
     return -1;
 }
+
+/// A character of Base64 text: an alphabet digit, skipped (XML white space, '=' padding) or bad.
+enum class b64_class : std::uint8_t { digit, skip, bad };
+
+constexpr std::array<b64_class, 128> make_b64_classes() {
+    std::array<b64_class, 128> t{};
+    for (auto& c : t)
+        c = b64_class::bad;
+    for (char16_t c = 0; c < 128; ++c) {
+        if (b64_value(c) >= 0)
+            t[c] = b64_class::digit;
+        else if (xml_space(c) || c == u'=')
+            t[c] = b64_class::skip;
+    }
+    return t;
+}
+
+constexpr std::array<b64_class, 128> b64_classes = make_b64_classes();
+
+b64_class classify_b64(char16_t c) { return c < 128 ? b64_classes[c] : b64_class::bad; }
 
 class handler final : public xc::DefaultHandler {
 public:
@@ -219,17 +241,26 @@ public:
             return;
         }
         if (in_base64_) {
-            for (char16_t c : s) {
-                if (xml_space(c) || c == u'=')
-                    continue;
-                if (b64_value(c) < 0) {
-                    r_.documents.back().bad_base64 = true;
-                    continue;
+            // Every attachment's characters pass here (issue 3's profile: a third of this
+            // handler's work), so one table look-up per character and no branch on its class.
+            std::size_t i = 0, digits = 0;
+            bool bad = false;
+            for (; i < s.size() && head_b64_.size() < 24; ++i) {  // the head sniffs the type
+                const b64_class c = classify_b64(s[i]);
+                if (c == b64_class::digit) {
+                    head_b64_ += s[i];
+                    ++digits;
                 }
-                ++b64_count_;
-                if (head_b64_.size() < 24)
-                    head_b64_ += c;
+                bad |= c == b64_class::bad;
             }
+            for (; i < s.size(); ++i) {
+                const b64_class c = classify_b64(s[i]);
+                digits += c == b64_class::digit;
+                bad |= c == b64_class::bad;
+            }
+            b64_count_ += digits;
+            if (bad)
+                r_.documents.back().bad_base64 = true;
         }
     }
 

@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -75,4 +77,85 @@ TEST_CASE("digihelse scan: the observer sees the MsgHead inside EI_fellesformat,
     REQUIRE(own.has_value());
     CHECK(o.result().acting.present);
     same(o.result(), *own);
+}
+
+namespace {
+
+/// The Base64Container texts of a document, in order.
+std::vector<std::string> base64_texts(const std::string& doc) {
+    std::vector<std::string> out;
+    for (std::size_t p = 0; (p = doc.find("<Base64Container", p)) != std::string::npos;) {
+        const std::size_t b = doc.find('>', p) + 1, e = doc.find("</Base64Container>", b);
+        out.push_back(doc.substr(b, e - b));
+        p = e;
+    }
+    return out;
+}
+
+/// Decoded bytes of Base64 text, skipping XML white space and '=' (a reference for the scan).
+std::string decode(const std::string& t) {
+    static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : t) {
+        const auto v = alphabet.find(c);
+        if (v == std::string::npos)
+            continue;
+        acc = (acc << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xFF);
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("digihelse scan: attachment sizes, heads and bad Base64, against a plain decoder",
+          "[unit][digihelse]") {
+    const std::string doc =
+        testing::read_file(testing::source_dir() / "samples/digihelse/message-attachments.xml");
+    const auto texts = base64_texts(doc);
+    REQUIRE(texts.size() == 3);
+    auto r = broker::digihelse::scan(doc);
+    REQUIRE(r.has_value());
+    std::vector<const broker::digihelse::attachment*> files;
+    for (const auto& a : r->documents)
+        if (a.content_root == "Base64Container")
+            files.push_back(&a);
+    REQUIRE(files.size() == 3);
+    for (std::size_t i = 0; i < 3; ++i) {
+        const std::string bytes = decode(texts[i]);
+        INFO("attachment " << i);
+        CHECK(files[i]->decoded_size == bytes.size());
+        CHECK(files[i]->head == bytes.substr(0, 16));
+        CHECK_FALSE(files[i]->bad_base64);
+    }
+
+    // A character outside the alphabet (a '*', then a non-ASCII 'ø') anywhere in the text, also
+    // among the first characters that make the head, is reported; the rest is still counted.
+    for (std::size_t at : {std::size_t{3}, std::size_t{40}, texts[1].size() / 2}) {
+        for (const char* bad : {"*", "\xC3\xB8"}) {
+            std::string t = texts[1];
+            while (at < t.size() && (t[at] == ' ' || t[at] == '\n' || t[at] == '\r' || t[at] == '\t'))
+                ++at;
+            t.replace(at, 1, bad);
+            std::string d = doc;
+            d.replace(d.find(texts[1]), texts[1].size(), t);
+            auto b = broker::digihelse::scan(d);
+            REQUIRE(b.has_value());
+            INFO("bad character at " << at);
+            std::size_t n = 0;
+            for (const auto& a : b->documents)
+                if (a.content_root == "Base64Container") {
+                    CHECK(a.bad_base64 == (n == 1));
+                    if (n == 1)
+                        CHECK(a.decoded_size == decode(t).size());
+                    ++n;
+                }
+        }
+    }
 }
