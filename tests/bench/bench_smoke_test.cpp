@@ -9,6 +9,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <future>
+#include <latch>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pthread.h>
+#include <unistd.h>
+
 namespace {
 
 std::string receiver_address(const bench::receiver& r) { return "127.0.0.1:" + std::to_string(r.port()); }
@@ -124,4 +133,34 @@ TEST_CASE("bench: the checker sees duplicates and losses at the receiver", "[int
     auto r = bench::run_sender(o);
     CHECK_FALSE(r.ok());
     CHECK(r.accepted == 0);
+}
+
+TEST_CASE("bench: CPU per thread is read from /proc and summed by name without the trailing -N", "[bench]") {
+    // Two threads named like edibroker's I/O threads burn CPU, then wait until they are read.
+    constexpr std::int64_t burn_us = 60000;
+    std::promise<void> release;
+    std::shared_future<void> released = release.get_future().share();
+    std::latch burnt(2);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 2; ++i)
+        ts.emplace_back([&, i] {
+            pthread_setname_np(pthread_self(), ("benchtest-" + std::to_string(i)).c_str());
+            const std::int64_t t0 = bench::thread_cpu_us();
+            volatile std::uint64_t x = 0;
+            while (bench::thread_cpu_us() - t0 < burn_us)
+                x = x + 1;
+            burnt.count_down();
+            released.wait();
+        });
+    burnt.wait();
+    const auto cpu = bench::pid_thread_cpu_us(static_cast<int>(getpid()));
+    release.set_value();
+    for (auto& t : ts)
+        t.join();
+    REQUIRE(cpu.count("benchtest"));
+    CHECK_FALSE(cpu.count("benchtest-0"));
+    // /proc counts in clock ticks: allow one tick per thread below what each burnt.
+    const long hz = sysconf(_SC_CLK_TCK);
+    CHECK(cpu.at("benchtest") >= 2 * (burn_us - 1000000 / (hz > 0 ? hz : 100)));
+    CHECK(bench::pid_thread_cpu_us(-1).empty());
 }

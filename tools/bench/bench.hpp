@@ -31,6 +31,10 @@ std::int64_t thread_cpu_us();
 /// user+sys CPU time of another process from /proc/PID/stat (all its threads), microseconds;
 /// -1 if unreadable.
 std::int64_t pid_cpu_us(int pid);
+/// user+sys CPU time of each of a process's threads (/proc/PID/task/*/stat), microseconds, summed
+/// by thread name without a trailing "-N" (edibroker's edb-io-0 and edb-io-1 count as "edb-io").
+/// Threads that ended are not in it; empty if unreadable.
+std::map<std::string, std::int64_t> pid_thread_cpu_us(int pid);
 /// Peak resident set (VmHWM) of a process in KiB from /proc/PID/status; -1 if unreadable.
 std::int64_t pid_peak_rss_kib(int pid);
 /// Busy CPU time of the whole machine (all CPUs, everything but idle and iowait) from /proc/stat,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
 #include <sstream>
@@ -38,8 +39,11 @@ std::int64_t thread_cpu_us() {
     return tv_us(ru.ru_utime) + tv_us(ru.ru_stime);
 }
 
-std::int64_t pid_cpu_us(int pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+
+/// utime + stime of a /proc/.../stat file, microseconds; -1 if unreadable.
+std::int64_t stat_cpu_us(const std::string& path) {
+    std::ifstream in(path);
     std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     // The command name (field 2) may contain spaces: fields count from the last ')'.
     auto close = s.rfind(')');
@@ -56,6 +60,30 @@ std::int64_t pid_cpu_us(int pid) {
     }
     const long hz = sysconf(_SC_CLK_TCK);
     return (utime + stime) * 1000000 / (hz > 0 ? hz : 100);
+}
+
+} // namespace
+
+std::int64_t pid_cpu_us(int pid) { return stat_cpu_us("/proc/" + std::to_string(pid) + "/stat"); }
+
+std::map<std::string, std::int64_t> pid_thread_cpu_us(int pid) {
+    std::map<std::string, std::int64_t> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+        std::ifstream comm(e.path() / "comm");
+        std::string name;
+        if (!std::getline(comm, name))
+            continue;  // the thread ended meanwhile
+        const std::int64_t us = stat_cpu_us((e.path() / "stat").string());
+        if (us < 0)
+            continue;
+        const auto dash = name.rfind('-');
+        if (dash != std::string::npos && dash + 1 < name.size() &&
+            name.find_first_not_of("0123456789", dash + 1) == std::string::npos)
+            name.erase(dash);
+        out[name] += us;
+    }
+    return out;
 }
 
 std::int64_t pid_peak_rss_kib(int pid) {

@@ -73,6 +73,7 @@ int cmd_send(const args& a) {
     const int watch = opti(a, "watch-pid", 0);
     const int receiver_pid = opti(a, "receiver-pid", 0);
     const std::int64_t cpu0 = watch ? bench::pid_cpu_us(watch) : 0;
+    const auto threads0 = watch ? bench::pid_thread_cpu_us(watch) : std::map<std::string, std::int64_t>{};
     const std::int64_t rcpu0 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
     const std::int64_t own0 = bench::process_cpu_us(), busy0 = bench::machine_busy_us(), t0 = bench::mono_us();
     const double load0 = bench::load_average_1m();
@@ -81,6 +82,7 @@ int cmd_send(const args& a) {
     // left after the broker, the load generator and the receiver: other work on the same cores.
     const std::int64_t t1 = bench::mono_us(), busy1 = bench::machine_busy_us(), own1 = bench::process_cpu_us();
     const std::int64_t cpu_end = watch ? bench::pid_cpu_us(watch) : 0;
+    const auto threads1 = watch ? bench::pid_thread_cpu_us(watch) : std::map<std::string, std::int64_t>{};
     const std::int64_t rcpu1 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
     const double wall = static_cast<double>(t1 - t0);
     std::string extra = "\"name\":\"" + opt(a, "name", "send") + "\",\"connections\":" + std::to_string(o.connections) +
@@ -95,9 +97,23 @@ int cmd_send(const args& a) {
              std::to_string(bench::load_average_1m()) + ",";
     if (watch) {
         const std::int64_t cpu1 = cpu_end;
-        if (r.accepted)
-            extra += "\"watched_cpu_us_per_msg\":" +
-                     std::to_string(static_cast<double>(cpu1 - cpu0) / static_cast<double>(r.accepted)) + ",";
+        if (r.accepted) {
+            const auto per_msg = [&](std::int64_t us) {
+                return std::to_string(static_cast<double>(us) / static_cast<double>(r.accepted));
+            };
+            extra += "\"watched_cpu_us_per_msg\":" + per_msg(cpu1 - cpu0) + ",";
+            // Per thread (by name: edb-io, edb-store, ...), to set each against its stage's limit.
+            std::string th;
+            for (const auto& [name, us] : threads1) {
+                auto before = threads0.find(name);
+                const std::int64_t d = us - (before == threads0.end() ? 0 : before->second);
+                if (d > 0 && name.find_first_of("\"\\") == std::string::npos)
+                    th += (th.empty() ? "\"" : ",\"") + name + "\":" + per_msg(d);
+            }
+            extra += "\"watched_threads_cpu_us_per_msg\":{" + th + "},";
+            if (receiver_pid)
+                extra += "\"receiver_cpu_us_per_msg\":" + per_msg(rcpu1 - rcpu0) + ",";
+        }
         extra += "\"watched_peak_rss_kib\":" + std::to_string(bench::pid_peak_rss_kib(watch)) + ",";
     }
     std::string line = bench::to_json(r);
