@@ -54,6 +54,12 @@ enum : std::uint64_t {
 // (ix_messages_received, filtered), the rare ones have the partial ix_messages_state.
 enum class state_class : std::uint64_t { none, on_the_way, usual_final, rare };
 
+// The WHERE clauses of the partial indexes on the state (schema.cpp, migrations 5 and 6): a query
+// is served from a partial index only if it repeats the index's condition.
+constexpr const char* pending_where = "(state = 'routed' OR state = 'failed' OR state = 'waiting')";
+constexpr const char* rare_state_where = "state <> 'routed' AND state <> 'failed' AND state <> 'waiting'"
+                                         " AND state <> 'delivered' AND state <> 'read' AND state <> 'apprec-ok'";
+
 state_class classify_state(const std::string& st) {
     if (st.empty())
         return state_class::none;
@@ -109,12 +115,11 @@ std::string list_sql(const message_filter& f) {
         switch (classify_state(f.state)) {
         case state_class::on_the_way:  // few rows: sorted here
             index = "ix_messages_pending";
-            index_where = "(state = 'routed' OR state = 'failed' OR state = 'waiting')";
+            index_where = pending_where;
             break;
         case state_class::rare:
             index = "ix_messages_state";
-            index_where = "state <> 'routed' AND state <> 'failed' AND state <> 'waiting' AND state <> 'delivered'"
-                          " AND state <> 'read' AND state <> 'apprec-ok'";
+            index_where = rare_state_where;
             break;
         case state_class::none:
         case state_class::usual_final:
@@ -168,9 +173,9 @@ std::string operator_sql(std::string_view name) {
     if (name == "oldest")
         return "SELECT min(received_at) FROM messages INDEXED BY ix_messages_received";
     if (name == "pending")
-        return "SELECT adapter, state, count(*), min(received_at) FROM messages INDEXED BY ix_messages_pending"
-               " WHERE state = 'routed' OR state = 'failed' OR state = 'waiting'"
-               " GROUP BY adapter, state ORDER BY adapter, state";
+        return std::string("SELECT adapter, state, count(*), min(received_at) FROM messages INDEXED BY"
+                           " ix_messages_pending WHERE ") +
+               pending_where + " GROUP BY adapter, state ORDER BY adapter, state";
     if (name == "rules")
         // Skip-scan over ix_messages_rule: one index seek per distinct rule, not one step per message.
         return "WITH RECURSIVE r(x) AS (SELECT (SELECT min(rule) FROM messages INDEXED BY ix_messages_rule)"
