@@ -159,3 +159,40 @@ TEST_CASE("digihelse scan: attachment sizes, heads and bad Base64, against a pla
         }
     }
 }
+
+TEST_CASE("digihelse scan: rules match by namespace, with more namespaces than the scan remembers",
+          "[unit][digihelse]") {
+    // The scan classifies a namespace once per parse and then finds it by Xerces' pooled pointer
+    // (it remembers four). Here six namespaces take turns, the dialog one comes back after the
+    // others have pushed it out, a namespace that only looks like it (".../dialogue/") does not
+    // count, and the same dialog namespace under two prefixes is one namespace.
+    const std::string doc = R"(<?xml version="1.0" encoding="UTF-8"?>
+<MsgHead xmlns="http://www.kith.no/xmlstds/msghead/2006-05-24"
+         xmlns:a="urn:test:a" xmlns:b="urn:test:b" xmlns:c="urn:test:c"
+         xmlns:x="http://www.kith.no/xmlstds/dialogue/2013-01-23"
+         xmlns:d="http://www.kith.no/xmlstds/dialog/2013-01-23">
+  <a:One/><b:Two/><c:Three/>
+  <d:Sporsmal>abc</d:Sporsmal>
+  <a:One/><b:Two/><c:Three/><x:Sporsmal>not counted</x:Sporsmal>
+  <Sporsmal>nor this</Sporsmal>
+  <a:One/><b:Two/><c:Three/>
+  <Foresporsel xmlns="http://www.kith.no/xmlstds/dialog/2013-01-23"><Begrunnelse> why </Begrunnelse></Foresporsel>
+  <x:Begrunnelse>not a reason</x:Begrunnelse>
+  <d:EmneSporsmal>de</d:EmneSporsmal>
+  <icalendar xmlns="urn:ietf:params:xml:ns:icalendar-2.0"><vcalendar><components><vevent><properties>
+    <uid><text>u-1</text></uid><a:One/><b:Two/><c:Three/><x:Sporsmal/>
+    <dtstart><date-time>2026-12-07T10:00:00</date-time></dtstart>
+  </properties></vevent></components></vcalendar></icalendar>
+  <x:icalendar><x:vevent/></x:icalendar>
+</MsgHead>)";
+    auto r = broker::digihelse::scan(doc);
+    REQUIRE(r.has_value());
+    CHECK(r->text_chars == 5);  // "abc" + "de"
+    CHECK(r->has_reason);
+    CHECK(r->reason == "why");
+    CHECK(r->reason_chars == 3);
+    CHECK(r->has_calendar);
+    REQUIRE(r->events.size() == 1);
+    CHECK(r->events[0].uid == "u-1");
+    CHECK(r->events[0].dtstart == "2026-12-07T10:00:00");
+}
