@@ -4,13 +4,19 @@
 #include "../integration/broker_env.hpp"
 
 #include "bench.hpp"
+#include "stages.hpp"
+#include "test_paths.hpp"
 
 #include "broker/xml.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <boost/json.hpp>
+
+#include <fstream>
 #include <future>
 #include <latch>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,4 +169,41 @@ TEST_CASE("bench: CPU per thread is read from /proc and summed by name without t
     const long hz = sysconf(_SC_CLK_TCK);
     CHECK(cpu.at("benchtest") >= 2 * (burn_us - 1000000 / (hz > 0 ? hz : 100)));
     CHECK(bench::pid_thread_cpu_us(-1).empty());
+}
+
+TEST_CASE("bench: the report compares the machine's speed around the broker phases with the stages'",
+          "[bench]") {
+    // A results file as run.sh writes it, with the Xerces stage measured again just before the
+    // broker phases (a fifth slower) and just after them (as fast as in the stage phase).
+    testing::temp_dir dir;
+    const std::string in = (dir.path() / "results.jsonl").string(), out = (dir.path() / "result.json").string();
+    {
+        std::ofstream f(in);
+        f << R"({"name":"meta","mode":"full","started":"2026-12-06T18:00:00Z","connections":64})" "\n"
+          << R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
+          << R"({"name":"sqlite.update.full.txn256","unit":"msg/s","value":20000,"cpu_us_per_op":20})" "\n"
+          << R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n"
+          << R"({"name":"probe.xerces.before","unit":"msg/s","value":16000,"cpu_us_per_op":62.5})" "\n"
+          << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
+             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0})" "\n"
+          << R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n";
+    }
+    REQUIRE(bench::report(in, out, 2) == 0);
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const auto doc = boost::json::parse(ss.str()).as_object();
+    CHECK(doc.at("derived").at("machine_speed_before_broker").as_double() == Approx(0.8));
+    CHECK(doc.at("derived").at("machine_speed_after_broker").as_double() == Approx(1.0));
+    bool row = false;
+    for (const auto& r : doc.at("table").as_array())
+        if (r.at("figure").as_string() == "machine speed before / after the broker phases") {
+            row = true;
+            CHECK(r.at("value").as_string() == "0.80 / 1.00");
+        }
+    CHECK(row);
+    // The probes are not stage limits: they do not enter the bound.
+    for (const auto& s : doc.at("stages").as_array())
+        CHECK(std::string(s.at("name").as_string()).rfind("probe.", 0) != 0);
+    CHECK(doc.at("stages").as_array().size() == 3);
 }

@@ -10,7 +10,10 @@
 #      4 KB Dialogmelding POSTs from many senders: closed loop at peak (C and then 2C senders, the
 #      better is the peak; one level only with --quick or --no-sweep), then open loop at half the
 #      peak, then closed loop until N messages (default 100000) are stored, for the peak RSS;
-#   3. one table with each figure and its ratio to the bound of this run, and the same as JSON.
+#   3. one table with each figure and its ratio to the bound of this run, and the same as JSON;
+#      with the machine's speed just before and just after the broker phases (the Xerces stage
+#      again for a second) against the stage phase's, since the ratios compare figures taken
+#      minutes apart.
 #
 # --quick: one run per stage, shorter phases. --json FILE: where the JSON goes (default
 # build-bench/bench-result.json; the raw lines go next to it as .jsonl). --connections C: concurrent
@@ -123,7 +126,16 @@ done
   | tee -a "$results" | cut -c1-110
 kill "$npid"; wait "$npid" 2>/dev/null || true
 
+# The Xerces stage again for a second, just before the broker starts and just after it stops: the
+# table compares the machine's speed then with the stage phase's (a VM's cores can change speed
+# for minutes without any sign in the guest's load).
+probe() {
+  "$BENCH" stage-xml --runs 1 --secs 1 | grep '"name":"xerces.sax.validate"' \
+    | sed "s/\"name\":\"xerces.sax.validate\"/\"name\":\"probe.xerces.$1\"/" >>"$results" || true
+}
+
 # ---- 2. the broker, with a receiver standing for the vendor
+probe before
 say "broker: starting the vendor receiver and edibroker (Release, defaults: synchronous=FULL, group commit 256)"
 start_broker
 
@@ -160,6 +172,7 @@ if [ "$have" -lt "$stored" ]; then
     >>"$results" || echo "fill phase: check failed" >&2
 fi
 kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true
+probe after
 printf '{"name":"meta.end","load_at_end":"%s"}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 
 # ---- 3. the table
