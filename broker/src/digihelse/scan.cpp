@@ -274,7 +274,7 @@ private:
     /// What an element's namespace is to the rules. Xerces hands out a namespace as a pointer into
     /// its URI pool, stable for the whole parse (one handler per parse), so a namespace is compared
     /// as text once per parse and then found by its pointer (issue 3's profile: the text compares
-    /// were about a third of this handler's work per element).
+    /// were almost half of this handler's work per element, 16 500 of 35 500 instructions).
     struct ns_class {
         const XMLCh* uri = nullptr;
         bool dialog = false;
