@@ -18,9 +18,9 @@
 # --quick: one run per stage, shorter phases. --json FILE: where the JSON goes (default
 # build-bench/bench-result.json; the raw lines go next to it as .jsonl). --connections C: concurrent
 # senders (default 64). --sweep / --no-sweep: the peak also with 2C senders, or not (default: a full
-# run sweeps, a --quick one does not). --keep: keep the work folder (broker
-# log, database). --no-build: use the binaries already in build-bench. Every phase records the
-# machine's other load (other_cores).
+# run sweeps, a --quick one does not). --keep: keep the work folder (broker log, database).
+# --no-build: use the binaries already in build-bench. Every phase records the machine's other load
+# (other_cores).
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
 
@@ -37,7 +37,7 @@ while (($#)); do
     --json) json="$2"; shift ;;
     --connections) conns="$2"; shift ;;
     --stored) stored="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
