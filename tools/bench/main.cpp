@@ -27,7 +27,8 @@ const char* usage = R"(usage: edibroker-bench COMMAND [--option value]...
                 message arrived there exactly once. Prints one JSON line; exit 0 when all is well.
   receive       [--port 0]   The vendor receiver; prints "receiving on 127.0.0.1:PORT", runs until SIGTERM.
   stage-sqlite  --dir DIR [--runs 3] [--secs 2]
-  stage-xml     [--runs 3] [--secs 2]
+  stage-xml     [--runs 3] [--secs 2] [--probe NAME]
+                With --probe: only the Xerces SAX stage, its row named NAME.
   stage-curl    --url URL [--runs 3] [--secs 2] [--server-pid PID]
   stage-wrk     --url URL --script LUA [--wrk wrk] [--runs 3] [--secs 5] [--server-pid PID]
   message       [--size 4096]  Print the benchmark message (its MsgId is zeros).
@@ -180,7 +181,7 @@ int main(int argc, char** argv) {
         if (cmd == "stage-sqlite")
             return bench::stage_sqlite(opt(a, "dir", "."), opti(a, "runs", 3), optd(a, "secs", 2));
         if (cmd == "stage-xml")
-            return bench::stage_xml(opti(a, "runs", 3), optd(a, "secs", 2));
+            return bench::stage_xml(opti(a, "runs", 3), optd(a, "secs", 2), opt(a, "probe"));
         if (cmd == "stage-curl")
             return bench::stage_curl(opt(a, "url"), opti(a, "runs", 3), optd(a, "secs", 2), opti(a, "server-pid", 0));
         if (cmd == "stage-wrk")

@@ -130,8 +130,7 @@ kill "$npid"; wait "$npid" 2>/dev/null || true
 # table compares the machine's speed then with the stage phase's (a VM's cores can change speed
 # for minutes without any sign in the guest's load).
 probe() {
-  "$BENCH" stage-xml --runs 1 --secs 1 | grep '"name":"xerces.sax.validate"' \
-    | sed "s/\"name\":\"xerces.sax.validate\"/\"name\":\"probe.xerces.$1\"/" >>"$results" || true
+  "$BENCH" stage-xml --runs 1 --secs 1 --probe "probe.xerces.$1" >>"$results" || true
 }
 
 # ---- 2. the broker, with a receiver standing for the vendor

@@ -6,7 +6,9 @@
 namespace bench {
 
 int stage_sqlite(const std::string& dir, int runs, double secs);
-int stage_xml(int runs, double secs);
+/// 'probe' non-empty: only the Xerces SAX stage, its row named 'probe' (run.sh's machine-speed
+/// check before and after the broker phases).
+int stage_xml(int runs, double secs, const std::string& probe = "");
 int stage_curl(const std::string& url, int runs, double secs, int server_pid);
 int stage_wrk(const std::string& wrk, const std::string& script, const std::string& url, int runs, double secs,
               int server_pid);
