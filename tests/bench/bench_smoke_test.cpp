@@ -21,7 +21,9 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 namespace {
@@ -171,6 +173,35 @@ TEST_CASE("bench: CPU per thread is read from /proc and summed by name without t
     CHECK(bench::pid_thread_cpu_us(-1).empty());
 }
 
+TEST_CASE("bench: the kernel's part of a process's CPU is read from /proc and getrusage", "[bench]") {
+    // This thread spends at least 50 ms in system calls (writes to /dev/null).
+    constexpr std::int64_t in_kernel_us = 50000;
+    const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const std::int64_t pid_k0 = bench::pid_kernel_cpu_us(static_cast<int>(getpid()));
+    const std::int64_t own_k0 = bench::process_kernel_cpu_us();
+    const std::vector<char> block(65536, 'x');
+    rusage ru{};
+    auto thread_kernel_us = [&] {
+        getrusage(RUSAGE_THREAD, &ru);
+        return static_cast<std::int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+    };
+    const std::int64_t t0 = thread_kernel_us();
+    while (thread_kernel_us() - t0 < in_kernel_us)
+        REQUIRE(::write(fd, block.data(), block.size()) == static_cast<ssize_t>(block.size()));
+    ::close(fd);
+    const std::int64_t pid_k1 = bench::pid_kernel_cpu_us(static_cast<int>(getpid()));
+    const std::int64_t own_k1 = bench::process_kernel_cpu_us();
+    // The kernel splits a thread's run time into user and system time by sampling at clock ticks,
+    // and /proc counts in ticks: so at least half of what was spent, not all of it to the tick.
+    INFO("kernel us from /proc " << pid_k1 - pid_k0 << ", from getrusage " << own_k1 - own_k0);
+    CHECK(pid_k1 - pid_k0 >= in_kernel_us / 2);
+    CHECK(own_k1 - own_k0 >= in_kernel_us / 2);
+    // The kernel's part is part of the whole.
+    CHECK(pid_k1 <= bench::pid_cpu_us(static_cast<int>(getpid())));
+    CHECK(bench::pid_kernel_cpu_us(-1) == -1);
+}
+
 TEST_CASE("bench: the report compares the machine's speed around the broker phases with the stages'",
           "[bench]") {
     // A results file as run.sh writes it, with the Xerces stage measured again just before the
@@ -185,7 +216,9 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
           << R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n"
           << R"({"name":"probe.xerces.before","unit":"msg/s","value":16000,"cpu_us_per_op":62.5})" "\n"
           << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
-             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0})" "\n"
+             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200,)"
+             R"("watched_kernel_cpu_us_per_msg":43.3,"client_cpu_us_per_msg":12,)"
+             R"("client_kernel_cpu_us_per_msg":9.5})" "\n"
           << R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n";
     }
     REQUIRE(bench::report(in, out, 2) == 0);
@@ -202,6 +235,26 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
             CHECK(r.at("value").as_string() == "0.80 / 1.00");
         }
     CHECK(row);
+    // The kernel's parts of the broker's and the load generator's CPU, each after its whole.
+    std::vector<std::pair<std::string, std::string>> rows;
+    for (const auto& r : doc.at("table").as_array())
+        rows.emplace_back(r.at("figure").as_string(), r.at("value").as_string());
+    auto at = [&](const std::string& figure) {
+        for (std::size_t i = 0; i < rows.size(); ++i)
+            if (rows[i].first == figure)
+                return static_cast<int>(i);
+        return -1;
+    };
+    const int broker_kernel = at("  of it: in the kernel (all the broker's threads)");
+    REQUIRE(broker_kernel >= 0);
+    CHECK(rows[static_cast<std::size_t>(broker_kernel)].second == "43.3 us");
+    const int load = at("load generator CPU per request");
+    REQUIRE(load >= 0);
+    REQUIRE(static_cast<std::size_t>(load + 1) < rows.size());
+    CHECK(rows[static_cast<std::size_t>(load + 1)].first == "  of it: in the kernel");
+    CHECK(rows[static_cast<std::size_t>(load + 1)].second == "9.5 us");
+    // No receiver figures in this file: no receiver rows.
+    CHECK(at("receiver (vendor) CPU per request") < 0);
     // The probes are not stage limits: they do not enter the bound.
     for (const auto& s : doc.at("stages").as_array())
         CHECK(std::string(s.at("name").as_string()).rfind("probe.", 0) != 0);

@@ -31,6 +31,11 @@ std::int64_t thread_cpu_us();
 /// user+sys CPU time of another process from /proc/PID/stat (all its threads), microseconds;
 /// -1 if unreadable.
 std::int64_t pid_cpu_us(int pid);
+/// The kernel's part of it (stime: system calls, and the network and page-cache work they do);
+/// -1 if unreadable.
+std::int64_t pid_kernel_cpu_us(int pid);
+/// The kernel's part of the calling process's CPU time, microseconds.
+std::int64_t process_kernel_cpu_us();
 /// user+sys CPU time of each of a process's threads (/proc/PID/task/*/stat), microseconds, summed
 /// by thread name without a trailing "-N" (edibroker's edb-io-0 and edb-io-1 count as "edb-io").
 /// Threads that ended are not in it; empty if unreadable.
@@ -125,6 +130,7 @@ struct send_report {
     double accepted_per_s = 0;            ///< durable accepts (201) per second of sending
     double ack_p50_us = 0, ack_p99_us = 0, ack_max_us = 0;  ///< POST → 201
     double client_cpu_us_per_msg = 0;     ///< the load generator's own CPU per request
+    double client_kernel_cpu_us_per_msg = 0;  ///< the kernel's part of it
     // Delivery check (when a receiver was given)
     bool checked = false;
     std::uint64_t delivered = 0;      ///< accepted messages that reached the receiver

@@ -41,8 +41,9 @@ std::int64_t thread_cpu_us() {
 
 namespace {
 
-/// utime + stime of a /proc/.../stat file, microseconds; -1 if unreadable.
-std::int64_t stat_cpu_us(const std::string& path) {
+/// utime + stime (or stime alone: the kernel's part) of a /proc/.../stat file, microseconds; -1 if
+/// unreadable.
+std::int64_t stat_cpu_us(const std::string& path, bool kernel_only = false) {
     std::ifstream in(path);
     std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     // The command name (field 2) may contain spaces: fields count from the last ')'.
@@ -59,12 +60,20 @@ std::int64_t stat_cpu_us(const std::string& path) {
             stime = std::atoll(field.c_str());
     }
     const long hz = sysconf(_SC_CLK_TCK);
-    return (utime + stime) * 1000000 / (hz > 0 ? hz : 100);
+    return ((kernel_only ? 0 : utime) + stime) * 1000000 / (hz > 0 ? hz : 100);
 }
 
 } // namespace
 
 std::int64_t pid_cpu_us(int pid) { return stat_cpu_us("/proc/" + std::to_string(pid) + "/stat"); }
+
+std::int64_t pid_kernel_cpu_us(int pid) { return stat_cpu_us("/proc/" + std::to_string(pid) + "/stat", true); }
+
+std::int64_t process_kernel_cpu_us() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return tv_us(ru.ru_stime);
+}
 
 std::map<std::string, std::int64_t> pid_thread_cpu_us(int pid) {
     std::map<std::string, std::int64_t> out;

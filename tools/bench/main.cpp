@@ -74,6 +74,8 @@ int cmd_send(const args& a) {
     const int watch = opti(a, "watch-pid", 0);
     const int receiver_pid = opti(a, "receiver-pid", 0);
     const std::int64_t cpu0 = watch ? bench::pid_cpu_us(watch) : 0;
+    const std::int64_t kcpu0 = watch ? bench::pid_kernel_cpu_us(watch) : 0;
+    const std::int64_t rkcpu0 = receiver_pid ? bench::pid_kernel_cpu_us(receiver_pid) : 0;
     const auto threads0 = watch ? bench::pid_thread_cpu_us(watch) : std::map<std::string, std::int64_t>{};
     const std::int64_t rcpu0 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
     const std::int64_t own0 = bench::process_cpu_us(), busy0 = bench::machine_busy_us(), t0 = bench::mono_us();
@@ -83,6 +85,8 @@ int cmd_send(const args& a) {
     // left after the broker, the load generator and the receiver: other work on the same cores.
     const std::int64_t t1 = bench::mono_us(), busy1 = bench::machine_busy_us(), own1 = bench::process_cpu_us();
     const std::int64_t cpu_end = watch ? bench::pid_cpu_us(watch) : 0;
+    const std::int64_t kcpu1 = watch ? bench::pid_kernel_cpu_us(watch) : 0;
+    const std::int64_t rkcpu1 = receiver_pid ? bench::pid_kernel_cpu_us(receiver_pid) : 0;
     const auto threads1 = watch ? bench::pid_thread_cpu_us(watch) : std::map<std::string, std::int64_t>{};
     const std::int64_t rcpu1 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
     const double wall = static_cast<double>(t1 - t0);
@@ -103,6 +107,8 @@ int cmd_send(const args& a) {
                 return std::to_string(static_cast<double>(us) / static_cast<double>(r.accepted));
             };
             extra += "\"watched_cpu_us_per_msg\":" + per_msg(cpu1 - cpu0) + ",";
+            // The kernel's part of the broker's CPU (and below, of the receiver's).
+            extra += "\"watched_kernel_cpu_us_per_msg\":" + per_msg(kcpu1 - kcpu0) + ",";
             // Per thread (by name: edb-io, edb-store, ...), to set each against its stage's limit.
             std::string th;
             for (const auto& [name, us] : threads1) {
@@ -113,7 +119,8 @@ int cmd_send(const args& a) {
             }
             extra += "\"watched_threads_cpu_us_per_msg\":{" + th + "},";
             if (receiver_pid)
-                extra += "\"receiver_cpu_us_per_msg\":" + per_msg(rcpu1 - rcpu0) + ",";
+                extra += "\"receiver_cpu_us_per_msg\":" + per_msg(rcpu1 - rcpu0) +
+                         ",\"receiver_kernel_cpu_us_per_msg\":" + per_msg(rkcpu1 - rkcpu0) + ",";
         }
         extra += "\"watched_peak_rss_kib\":" + std::to_string(bench::pid_peak_rss_kib(watch)) + ",";
     }
