@@ -359,7 +359,8 @@ std::string to_json(const send_report& r) {
       << ",\"send_seconds\":" << r.send_seconds << ",\"accepted_per_s\":" << r.accepted_per_s
       << ",\"ack_p50_us\":" << r.ack_p50_us << ",\"ack_p99_us\":" << r.ack_p99_us << ",\"ack_max_us\":" << r.ack_max_us
       << ",\"client_cpu_us_per_msg\":" << r.client_cpu_us_per_msg
-      << ",\"client_kernel_cpu_us_per_msg\":" << r.client_kernel_cpu_us_per_msg << ",\"checked\":" << (r.checked ? "true" : "false")
+      << ",\"client_kernel_cpu_us_per_msg\":" << r.client_kernel_cpu_us_per_msg
+      << ",\"checked\":" << (r.checked ? "true" : "false")
       << ",\"delivered\":" << r.delivered << ",\"lost\":" << r.lost << ",\"duplicates\":" << r.duplicates
       << ",\"unexpected\":" << r.unexpected << ",\"delivered_per_s\":" << r.delivered_per_s
       << ",\"deliver_p50_us\":" << r.deliver_p50_us << ",\"deliver_p99_us\":" << r.deliver_p99_us
