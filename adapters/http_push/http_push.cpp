@@ -13,9 +13,19 @@
 // of a transfer it works on before reading it (about three poll() calls per delivery on top of
 // curl_multi_poll's own); told by socket_action which socket is ready and how, it does not.
 //
+// A kept-alive connection stays in the epoll set between its transfers (issue 3: curl asks to stop
+// watching a socket at the end of each transfer and to watch it again at the start of the next,
+// two epoll_ctl calls per delivery). That is safe only for sockets whose close the adapter sees:
+// the ones curl opens and closes through the adapter's open/close-socket callbacks (the
+// connections); any other socket curl names (a resolver's socketpair) is added and removed as
+// curl says. An event on a kept socket curl does not watch (the vendor closed the idle
+// connection, or wrote to it) removes it from the set there and then; curl finds the connection
+// dead when it next picks it, as before.
+//
 // Invariants: every job's 'done' runs exactly once; no lock is held while it runs; connections are
 // kept alive in the multi handle's connection cache and reused; easy handles are pooled and keep
-// the options that are the same for every delivery.
+// the options that are the same for every delivery; a socket in the epoll set is one curl has
+// not closed.
 #include "http_push.hpp"
 
 #include "broker/log.hpp"
@@ -25,6 +35,7 @@
 #include <curl/curl.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <chrono>
 #include <memory>
@@ -32,8 +43,10 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <vector>
 
 namespace broker::adapters::http_push {
 
@@ -92,7 +105,46 @@ delivery_result make(outcome o, std::string detail) {
     return r;
 }
 
+/// Per socket descriptor: what the epoll set holds for it and whether curl watches it now.
+struct sock_state {
+    std::uint32_t registered = 0;  ///< events in the epoll set; 0: not in it
+    bool owned = false;            ///< opened through open_socket: its close is seen (close_socket)
+    bool watched = false;          ///< curl asked to watch it and has not said stop since
+};
+
+struct sock_table {
+    std::vector<sock_state> by_fd;
+    sock_state& at(curl_socket_t s) {
+        auto i = static_cast<std::size_t>(s);
+        if (i >= by_fd.size())
+            by_fd.resize(i + 1);
+        return by_fd[i];
+    }
+    sock_state* find(int fd) {
+        auto i = static_cast<std::size_t>(fd);
+        return fd >= 0 && i < by_fd.size() ? &by_fd[i] : nullptr;
+    }
+};
+
+/// CURLOPT_OPENSOCKETFUNCTION: the socket curl would open, noted as one whose close is seen.
+curl_socket_t open_socket(void* clientp, curlsocktype, curl_sockaddr* addr) {
+    int fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    static_cast<sock_table*>(clientp)->at(fd) = sock_state{0, true, false};
+    return fd;
+}
+
+/// CURLOPT_CLOSESOCKETFUNCTION: closing drops the socket from the epoll set (nothing else holds
+/// its file), so its entry is cleared for the next socket that gets the number.
+int close_socket(void* clientp, curl_socket_t s) {
+    static_cast<sock_table*>(clientp)->at(s) = sock_state{};
+    return ::close(s);
+}
+
 } // namespace
+
+struct adapter::socket_table : sock_table {};
 
 /// One running transfer. Owns the job (and so the document the POST body points into) and its
 /// own request headers: nodes that point into its strings and end in one of the thread's constant
@@ -138,6 +190,8 @@ result<void> adapter::start() {
             return error{"adapter.thread", "cannot set up the event loop of adapter '" + name_ +
                                                "': " + std::strerror(errno)};
     }
+    if (!sockets_)
+        sockets_ = std::make_unique<socket_table>();
     CURLM* m = curl_multi_init();
     if (!m)
         return error{"adapter.nomem", "cannot create a curl multi handle for adapter '" + name_ + "'"};
@@ -212,28 +266,55 @@ namespace {
 struct event_loop {
     CURLM* multi = nullptr;
     int epoll_fd = -1;
+    sock_table* sockets = nullptr;
     bool timer_armed = false;
     std::chrono::steady_clock::time_point due;
 };
 
-/// CURLMOPT_SOCKETFUNCTION: watch 's' for what curl waits for, or stop watching it. curl keeps a
-/// pointer per socket for us (curl_multi_assign): non-null once 's' is in the epoll set.
-int on_socket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) {
-    auto* loop = static_cast<event_loop*>(userp);
-    if (what == CURL_POLL_REMOVE) {
+/// Sets what the epoll set holds for 's' to 'events' (0: removes it). What the table says is in
+/// the set is trusted only for owned sockets: for any other, the call is made. An ADD of a socket
+/// already in the set, or a MOD of one no longer in it, is retried as the other.
+bool set_events(int epoll_fd, curl_socket_t s, sock_state& st, std::uint32_t events) {
+    if (st.owned && st.registered == events)
+        return true;
+    if (events == 0) {
         // curl may already have closed it (epoll then dropped it): nothing to undo.
-        ::epoll_ctl(loop->epoll_fd, EPOLL_CTL_DEL, s, nullptr);
-        return 0;  // curl forgets the socket's pointer itself
+        ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, s, nullptr);
+        st.registered = 0;
+        return true;
     }
     epoll_event ev{};
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.events = events;
     ev.data.fd = s;
-    if (socketp)
-        return ::epoll_ctl(loop->epoll_fd, EPOLL_CTL_MOD, s, &ev) == 0 ? 0 : -1;
-    if (::epoll_ctl(loop->epoll_fd, EPOLL_CTL_ADD, s, &ev) != 0)
-        return -1;  // curl fails the transfers on this socket
-    curl_multi_assign(loop->multi, s, loop);
-    return 0;
+    int op = st.registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (::epoll_ctl(epoll_fd, op, s, &ev) != 0) {
+        int retry = op == EPOLL_CTL_ADD && errno == EEXIST   ? EPOLL_CTL_MOD
+                    : op == EPOLL_CTL_MOD && errno == ENOENT ? EPOLL_CTL_ADD
+                                                             : -1;
+        if (retry < 0 || ::epoll_ctl(epoll_fd, retry, s, &ev) != 0) {
+            st.registered = 0;
+            return false;
+        }
+    }
+    st.registered = events;
+    return true;
+}
+
+/// CURLMOPT_SOCKETFUNCTION: watch 's' for what curl waits for, or stop watching it. A connection
+/// curl stops watching stays in the epoll set while it is only waiting for input (see the top of
+/// this file); one that was waiting to write leaves it, or every wait would return at once.
+int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
+    auto* loop = static_cast<event_loop*>(userp);
+    sock_state& st = loop->sockets->at(s);
+    if (what == CURL_POLL_REMOVE) {
+        st.watched = false;
+        if (!st.owned || (st.registered & EPOLLOUT))
+            set_events(loop->epoll_fd, s, st, 0);
+        return 0;
+    }
+    const std::uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    st.watched = true;
+    return set_events(loop->epoll_fd, s, st, events) ? 0 : -1;  // -1: curl fails its transfers
 }
 
 /// CURLMOPT_TIMERFUNCTION: curl wants CURL_SOCKET_TIMEOUT after 'ms' (-1: no timer).
@@ -264,6 +345,7 @@ void adapter::run() {
     event_loop loop;
     loop.multi = multi;
     loop.epoll_fd = epoll_fd_;
+    loop.sockets = sockets_.get();
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &on_socket);
     curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &loop);
     curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &on_timer);
@@ -295,6 +377,10 @@ void adapter::run() {
         curl_easy_setopt(e, CURLOPT_HTTP09_ALLOWED, 0L);
         curl_easy_setopt(e, CURLOPT_USERAGENT, "edibroker");
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &open_socket);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, static_cast<sock_table*>(sockets_.get()));
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, static_cast<sock_table*>(sockets_.get()));
         if (!opt_.ca_file.empty())
             curl_easy_setopt(e, CURLOPT_CAINFO, opt_.ca_file.c_str());
         if (opt_.insecure) {
@@ -450,6 +536,11 @@ void adapter::run() {
             if (ev.data.fd == wake_fd_) {
                 std::uint64_t count;
                 [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
+                continue;
+            }
+            if (sock_state* st = loop.sockets->find(ev.data.fd); st && st->owned && !st->watched) {
+                // A kept connection between transfers: the vendor closed it or wrote to it.
+                set_events(epoll_fd_, ev.data.fd, *st, 0);
                 continue;
             }
             int mask = (ev.events & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev.events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -65,6 +66,7 @@ private:
         delivery_handler done;
     };
     struct transfer;  // one running easy handle (http_push.cpp)
+    struct socket_table;  // what the epoll set holds per socket (http_push.cpp)
 
     void run();  ///< the adapter thread
     void wake() noexcept;  ///< any thread: makes the adapter thread's wait return
@@ -76,6 +78,9 @@ private:
     void* multi_ = nullptr;  ///< CURLM*, owned; created by start(), freed by the destructor
     int epoll_fd_ = -1;      ///< the thread's wait: sockets curl names, and wake_fd_; owned
     int wake_fd_ = -1;       ///< eventfd: deliver() and stop() wake the thread; owned
+    /// Used by the adapter thread and, once it has ended, by curl_multi_cleanup in the destructor
+    /// (curl's close-socket callback): it outlives the multi handle.
+    std::unique_ptr<socket_table> sockets_;
 
     std::mutex m_;
     std::deque<job> queue_;      ///< guarded by m_

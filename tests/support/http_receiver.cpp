@@ -63,6 +63,7 @@ struct http_receiver::impl {
     std::vector<recorded_request> recorded;          // guarded by m
     reply_handler on_request;                        // guarded by m
     bool garbage = false;                            // guarded by m
+    after_answer after = after_answer::keep;         // guarded by m
     bool stopping = false;                           // guarded by m
     std::size_t connection_count = 0;                // guarded by m
 
@@ -170,11 +171,13 @@ struct http_receiver::impl {
             }
             reply_handler h;
             bool garbage_now = false;
+            after_answer after_now = after_answer::keep;
             {
                 std::lock_guard lk(m);
                 recorded.push_back(rr);
                 h = on_request;
                 garbage_now = garbage;
+                after_now = after;
                 cv.notify_all();
             }
 
@@ -203,10 +206,10 @@ struct http_receiver::impl {
                 res.set(http::field::content_type, c0 == '{' || c0 == '[' ? "application/json" : "text/plain");
             }
             res.body() = std::move(rep.body);
-            res.keep_alive(req.keep_alive());
+            res.keep_alive(req.keep_alive() && after_now != after_answer::close);
             res.prepare_payload();
             http::write(sock, res, ec);
-            if (ec || !res.keep_alive())
+            if (ec || !res.keep_alive() || after_now == after_answer::drop)
                 break;
         }
         // Close under the lock so the destructor never shuts down a reused descriptor.
@@ -251,6 +254,11 @@ void http_receiver::set_reply_handler(reply_handler h) {
 void http_receiver::send_garbage(bool on) {
     std::lock_guard lk(impl_->m);
     impl_->garbage = on;
+}
+
+void http_receiver::set_after_answer(after_answer a) {
+    std::lock_guard lk(impl_->m);
+    impl_->after = a;
 }
 
 std::vector<recorded_request> http_receiver::requests() const {

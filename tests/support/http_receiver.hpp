@@ -92,6 +92,11 @@ public:
     void set_reply_handler(reply_handler h);
     /// true: answer each request with bytes that are not HTTP, then close the connection.
     void send_garbage(bool on);
+    /// What follows each answer: the connection is kept (the default), closed with
+    /// "Connection: close" in the answer, or dropped without a word (keep-alive announced, as a
+    /// vendor whose proxy closes kept-alive connections does).
+    enum class after_answer { keep, close, drop };
+    void set_after_answer(after_answer a);
 
     /// Every request received so far (recorded before the handler runs), in arrival order.
     std::vector<recorded_request> requests() const;

@@ -236,6 +236,42 @@ TEST_CASE("http-push: a garbage answer is retriable with a clear detail", "[unit
     CHECK(deliver_one(*a, make_delivery("g2")).o == outcome::delivered);
 }
 
+// The adapter keeps a connection's socket in its epoll set between transfers and relies on seeing
+// every close (http_push.cpp): a closed connection's descriptor number comes back at once for the
+// next connection, which must then be watched like a new one, and a kept connection the vendor
+// drops must neither be used as if alive nor keep waking the adapter thread.
+TEST_CASE("http-push: connections the vendor closes after each answer are replaced, one delivery after another",
+          "[unit][adapters]") {
+    using after = testing::http_receiver::after_answer;
+    auto [mode, label] = GENERATE(table<after, std::string>({
+        {after::close, "Connection: close"},
+        {after::drop, "dropped without a word"},
+    }));
+    INFO(label);
+    testing::http_receiver rx;
+    rx.set_after_answer(mode);
+    auto a = make({{"url", rx.url("/in")}, {"timeout-ms", "5000"}});
+    constexpr int n = 30;
+    for (int i = 0; i < n; ++i) {
+        auto r = deliver_one(*a, make_delivery("s-" + std::to_string(i)));
+        INFO("delivery " << i << ": " << r.detail);
+        REQUIRE(name_of(r.o) == std::string("delivered"));
+    }
+    // Each request once, each on a connection of its own.
+    auto reqs = rx.requests();
+    REQUIRE(reqs.size() == n);
+    for (int i = 0; i < n; ++i)
+        CHECK(reqs[static_cast<std::size_t>(i)].headers.at("X-EDIBroker-Id") == "s-" + std::to_string(i));
+    CHECK(rx.connections() == n);
+
+    // Back to kept connections: the next ones are reused again.
+    rx.set_after_answer(after::keep);
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(deliver_one(*a, make_delivery("k-" + std::to_string(i))).o == outcome::delivered);
+    CHECK(rx.connections() == n + 1);
+    a->stop();
+}
+
 TEST_CASE("http-push: 200 concurrent deliveries complete exactly once, over kept-alive connections",
           "[unit][adapters]") {
     testing::http_receiver rx;
