@@ -218,7 +218,7 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
           << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
              R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200,)"
              R"("watched_kernel_cpu_us_per_msg":43.3,"client_cpu_us_per_msg":12,)"
-             R"("client_kernel_cpu_us_per_msg":9.5})" "\n"
+             R"("client_kernel_cpu_us_per_msg":9.5,"machine_idle_cores":0.14,"machine_iowait_cores":0.08})" "\n"
           << R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n";
     }
     REQUIRE(bench::report(in, out, 2) == 0);
@@ -253,6 +253,13 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
     REQUIRE(static_cast<std::size_t>(load + 1) < rows.size());
     CHECK(rows[static_cast<std::size_t>(load + 1)].first == "  of it: in the kernel");
     CHECK(rows[static_cast<std::size_t>(load + 1)].second == "9.5 us");
+    // Idle cores at the peak: idle and iowait together, then the iowait part on its own.
+    const int idle = at("cores idle during peak (nothing to run)");
+    REQUIRE(idle >= 0);
+    CHECK(rows[static_cast<std::size_t>(idle)].second == "0.22 cores");
+    REQUIRE(static_cast<std::size_t>(idle + 1) < rows.size());
+    CHECK(rows[static_cast<std::size_t>(idle + 1)].first == "  of it: while the disk had work (iowait)");
+    CHECK(rows[static_cast<std::size_t>(idle + 1)].second == "0.08 cores");
     // No receiver figures in this file: no receiver rows.
     CHECK(at("receiver (vendor) CPU per request") < 0);
     // The probes are not stage limits: they do not enter the bound.

@@ -42,10 +42,14 @@ std::int64_t process_kernel_cpu_us();
 std::map<std::string, std::int64_t> pid_thread_cpu_us(int pid);
 /// Peak resident set (VmHWM) of a process in KiB from /proc/PID/status; -1 if unreadable.
 std::int64_t pid_peak_rss_kib(int pid);
-/// Busy CPU time of the whole machine (all CPUs, everything but idle and iowait) from /proc/stat,
-/// microseconds; -1 if unreadable. The difference over a phase minus what the benchmark's own
-/// processes used is the CPU other work took from the same cores (the noise of the figures).
-std::int64_t machine_busy_us();
+/// The whole machine's CPU time from /proc/stat, microseconds, all CPUs; -1 where unreadable.
+/// busy: everything but idle and iowait. Its difference over a phase minus what the benchmark's
+/// own processes used is the CPU other work took from the same cores (the noise of the figures).
+/// idle: nothing to run; iowait: nothing to run while a task waits for the disk.
+struct machine_cpu {
+    std::int64_t busy_us = -1, idle_us = -1, iowait_us = -1;
+};
+machine_cpu machine_cpu_us();
 /// The 1-minute load average (/proc/loadavg); -1 if unreadable.
 double load_average_1m();
 

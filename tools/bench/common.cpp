@@ -104,19 +104,23 @@ std::int64_t pid_peak_rss_kib(int pid) {
     return -1;
 }
 
-std::int64_t machine_busy_us() {
+machine_cpu machine_cpu_us() {
+    machine_cpu m;
     std::ifstream in("/proc/stat");
     std::string cpu;
     if (!(in >> cpu) || cpu != "cpu")
-        return -1;
+        return m;
     // user nice system idle iowait irq softirq steal (guest time is inside user/nice)
     long long v[8] = {};
     for (auto& x : v)
         if (!(in >> x))
-            return -1;
-    const long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+            return m;
     const long hz = sysconf(_SC_CLK_TCK);
-    return busy * 1000000 / (hz > 0 ? hz : 100);
+    auto us = [&](long long ticks) { return static_cast<std::int64_t>(ticks * 1000000 / (hz > 0 ? hz : 100)); };
+    m.busy_us = us(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
+    m.idle_us = us(v[3]);
+    m.iowait_us = us(v[4]);
+    return m;
 }
 
 double load_average_1m() {

@@ -78,12 +78,14 @@ int cmd_send(const args& a) {
     const std::int64_t rkcpu0 = receiver_pid ? bench::pid_kernel_cpu_us(receiver_pid) : 0;
     const auto threads0 = watch ? bench::pid_thread_cpu_us(watch) : std::map<std::string, std::int64_t>{};
     const std::int64_t rcpu0 = receiver_pid ? bench::pid_cpu_us(receiver_pid) : 0;
-    const std::int64_t own0 = bench::process_cpu_us(), busy0 = bench::machine_busy_us(), t0 = bench::mono_us();
+    const bench::machine_cpu m0 = bench::machine_cpu_us();
+    const std::int64_t own0 = bench::process_cpu_us(), busy0 = m0.busy_us, t0 = bench::mono_us();
     const double load0 = bench::load_average_1m();
     bench::send_report r = bench::run_sender(o);
     // The machine over the phase (sending and draining): what every process used, and what was
     // left after the broker, the load generator and the receiver: other work on the same cores.
-    const std::int64_t t1 = bench::mono_us(), busy1 = bench::machine_busy_us(), own1 = bench::process_cpu_us();
+    const bench::machine_cpu m1 = bench::machine_cpu_us();
+    const std::int64_t t1 = bench::mono_us(), busy1 = m1.busy_us, own1 = bench::process_cpu_us();
     const std::int64_t cpu_end = watch ? bench::pid_cpu_us(watch) : 0;
     const std::int64_t kcpu1 = watch ? bench::pid_kernel_cpu_us(watch) : 0;
     const std::int64_t rkcpu1 = receiver_pid ? bench::pid_kernel_cpu_us(receiver_pid) : 0;
@@ -98,6 +100,12 @@ int cmd_send(const args& a) {
         extra += "\"machine_busy_cores\":" + std::to_string(machine) + ",\"bench_cores\":" + std::to_string(ours) +
                  ",\"other_cores\":" + std::to_string(std::max(0.0, machine - ours)) + ",";
     }
+    // Cores with nothing to run: at a closed-loop peak, time the pipeline waited on itself (every
+    // sender waiting for a commit, the writer for the disk) instead of working.
+    if (m0.idle_us >= 0 && m1.idle_us >= 0 && wall > 0)
+        extra += "\"machine_idle_cores\":" + std::to_string(static_cast<double>(m1.idle_us - m0.idle_us) / wall) +
+                 ",\"machine_iowait_cores\":" +
+                 std::to_string(static_cast<double>(m1.iowait_us - m0.iowait_us) / wall) + ",";
     extra += "\"load1_before\":" + std::to_string(load0) + ",\"load1_after\":" +
              std::to_string(bench::load_average_1m()) + ",";
     if (watch) {

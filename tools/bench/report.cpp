@@ -264,6 +264,24 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             l.verdict = "";
             t.push_back(l);
         }
+        // Cores left idle at the peak: closed loop, so every core idle is time the pipeline waited
+        // on itself (all senders waiting for a commit, the writer for the disk) instead of working.
+        if (!std::isnan(get("broker.peak", "machine_idle_cores"))) {
+            const double idle = get("broker.peak", "machine_idle_cores");
+            const double iowait = get("broker.peak", "machine_iowait_cores");
+            line l;
+            l.figure = "cores idle during peak (nothing to run)";
+            l.value = fixed(idle + (std::isnan(iowait) ? 0 : iowait), 2) + " cores";
+            l.limit = fixed(cores, 0) + " cores";
+            l.ratio = fixed((idle + (std::isnan(iowait) ? 0 : iowait)) / cores, 2);
+            t.push_back(l);
+            if (!std::isnan(iowait)) {
+                l.figure = "  of it: while the disk had work (iowait)";
+                l.value = fixed(iowait, 2) + " cores";
+                l.ratio = fixed(iowait / cores, 2);
+                t.push_back(l);
+            }
+        }
         if (!std::isnan(speed_before) || !std::isnan(speed_after)) {
             line l;
             l.figure = "machine speed before / after the broker phases";
