@@ -264,7 +264,6 @@ namespace {
 
 /// What curl's socket and timer callbacks tell the adapter thread (socket_action interface).
 struct event_loop {
-    CURLM* multi = nullptr;
     int epoll_fd = -1;
     sock_table* sockets = nullptr;
     bool timer_armed = false;
@@ -343,7 +342,6 @@ void adapter::run() {
     pthread_setname_np(pthread_self(), "edb-http-push");
     CURLM* multi = as_multi(multi_);
     event_loop loop;
-    loop.multi = multi;
     loop.epoll_fd = epoll_fd_;
     loop.sockets = sockets_.get();
     curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &on_socket);

@@ -269,11 +269,12 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
         if (!std::isnan(get("broker.peak", "machine_idle_cores"))) {
             const double idle = get("broker.peak", "machine_idle_cores");
             const double iowait = get("broker.peak", "machine_iowait_cores");
+            const double all = idle + (std::isnan(iowait) ? 0 : iowait);
             line l;
             l.figure = "cores idle during peak (nothing to run)";
-            l.value = fixed(idle + (std::isnan(iowait) ? 0 : iowait), 2) + " cores";
+            l.value = fixed(all, 2) + " cores";
             l.limit = fixed(cores, 0) + " cores";
-            l.ratio = fixed((idle + (std::isnan(iowait) ? 0 : iowait)) / cores, 2);
+            l.ratio = fixed(all / cores, 2);
             t.push_back(l);
             if (!std::isnan(iowait)) {
                 l.figure = "  of it: while the disk had work (iowait)";
