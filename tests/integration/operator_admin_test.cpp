@@ -196,6 +196,18 @@ TEST_CASE("admin API: dead letters, resend after the endpoint is fixed, metrics"
     has("edibroker_store_size_bytes ");
     has("edibroker_store_oldest_message_age_seconds ");
     has("edibroker_store_write_queue_depth ");
+    has("edibroker_store_failed_batches_total 0\n");
+    // Every accepted or refused message and every delivery outcome went through the writer.
+    auto counter = [&](const std::string& name) -> long {
+        auto at = m.body.find("\n" + name + " ");
+        REQUIRE(at != std::string::npos);
+        return std::stol(m.body.substr(at + name.size() + 2));
+    };
+    const long commits = counter("edibroker_store_commits_total"), ops = counter("edibroker_store_write_ops_total");
+    CHECK(commits >= 1);
+    CHECK(ops >= commits);
+    CHECK(counter("edibroker_store_largest_batch") >= 1);
+    CHECK(counter("edibroker_store_largest_batch") <= ops);
     has("edibroker_registry_parties 7\n");
 
     auto s = admin.get("/admin/store");

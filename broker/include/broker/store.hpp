@@ -282,6 +282,15 @@ struct options {
     int wal_restart_pages = 4000;
 };
 
+/// The writer's counters since the store opened (metrics: operations per commit is how well group
+/// commit batches; tests check batching with them).
+struct writer_stats {
+    std::uint64_t ops = 0;             ///< operations in committed transactions
+    std::uint64_t commits = 0;         ///< group transactions committed
+    std::uint64_t failed_batches = 0;  ///< batches whose BEGIN or COMMIT failed
+    std::uint64_t largest_batch = 0;   ///< most operations in one transaction so far
+};
+
 /// A write operation; runs on the writer thread inside the group transaction. It may run twice
 /// (when another operation of its batch fails, the batch is run again with a savepoint each), so
 /// it assigns its outputs rather than accumulating them, and has no effect outside the transaction.
@@ -300,6 +309,8 @@ public:
     virtual reader& thread_reader() = 0;
     /// Current writer queue depth (for metrics / back-pressure).
     virtual std::size_t queue_depth() const = 0;
+    /// The writer's counters (for metrics); zeros where a store keeps none.
+    virtual writer_stats writer_counters() const { return {}; }
     /// Flush the queue, stop the writer, close. Idempotent.
     virtual void close() = 0;
     /// Schema version of the open database.

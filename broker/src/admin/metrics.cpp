@@ -142,6 +142,18 @@ std::string metrics::render(store::store& st, std::size_t parties, std::size_t r
           << num(static_cast<double>(now - t) / 1000.0) << '\n';
     head(o, "edibroker_store_write_queue_depth", "gauge", "Operations queued for the store's writer thread.");
     o << "edibroker_store_write_queue_depth " << st.queue_depth() << '\n';
+    const store::writer_stats ws = st.writer_counters();
+    head(o, "edibroker_store_commits_total", "counter",
+         "Group transactions the store's writer committed (with every write operation of the batch).");
+    o << "edibroker_store_commits_total " << ws.commits << '\n';
+    head(o, "edibroker_store_write_ops_total", "counter",
+         "Write operations in committed transactions (divided by the commits: operations per commit).");
+    o << "edibroker_store_write_ops_total " << ws.ops << '\n';
+    head(o, "edibroker_store_failed_batches_total", "counter",
+         "Group transactions whose BEGIN or COMMIT failed (every operation in them was answered with the error).");
+    o << "edibroker_store_failed_batches_total " << ws.failed_batches << '\n';
+    head(o, "edibroker_store_largest_batch", "gauge", "Most write operations in one transaction since the start.");
+    o << "edibroker_store_largest_batch " << ws.largest_batch << '\n';
     if (auto s = rd.stats(); s) {
         head(o, "edibroker_store_size_bytes", "gauge", "Size of the SQLite database (pages in use).");
         o << "edibroker_store_size_bytes " << s->size_bytes << '\n';

@@ -62,14 +62,6 @@ namespace broker::store::detail {
 class writer_conn;
 class sqlite_reader;
 
-/// Writer counters since open (metrics; tests check batching with them).
-struct writer_stats {
-    std::uint64_t ops = 0;             ///< operations in committed transactions
-    std::uint64_t commits = 0;         ///< group transactions committed
-    std::uint64_t failed_batches = 0;  ///< batches whose BEGIN or COMMIT failed
-    std::uint64_t largest_batch = 0;   ///< most operations in one transaction so far
-};
-
 /// The SQL reader::list() prepares for the shape of 'f' (which fields are set, how many
 /// receivers). Parameters are numbered in the order list() binds them; the index is chosen by the
 /// most selective filter present (INDEXED BY: preparing fails if the schema stops allowing it).
@@ -100,6 +92,7 @@ public:
     int schema_version() const override { return version_; }
 
     writer_stats stats() const;
+    writer_stats writer_counters() const override { return stats(); }
 
     /// Test hook for fault injection: called on the writer thread before the transaction-control
     /// steps "begin" and "commit"; a non-zero SQLite result code it returns is taken as that step's
