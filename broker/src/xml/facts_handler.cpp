@@ -14,6 +14,7 @@ namespace xc = XERCES_CPP_NAMESPACE;
 namespace {
 
 constexpr std::u16string_view u_msghead = u"http://www.kith.no/xmlstds/msghead/2006-05-24";
+constexpr std::u16string_view u_base64container = u"http://www.kith.no/xmlstds/base64container";
 constexpr std::u16string_view u_apprec10 = u"http://www.kith.no/xmlstds/apprec/2004-11-21";
 constexpr std::u16string_view u_apprec11 = u"http://www.kith.no/xmlstds/apprec/2012-02-15";
 
@@ -116,6 +117,7 @@ void facts_handler::begin(validation_result* r) {
     patient_ident_done_ = false;
     in_patient_ident_ = false;
     first_doc_content_ = false;
+    base64_depth_ = 0;
     priority_count_ = 0;
     fatal_ = false;
     errors_ = 0;
@@ -301,6 +303,10 @@ void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const
 
     tag t = (fam_ != family::none && in_root_ns(uri)) ? classify(localname) : tag::other;
     stack_.push_back(t);
+    if (check_base64_ && base64_depth_ == 0 && eq(localname, u"Base64Container") && eq(uri, u_base64container)) {
+        base64_depth_ = stack_.size();
+        base64_.reset();
+    }
     if (fam_ == family::msghead)
         start_msghead(attrs, t);
     else if (fam_ == family::apprec)
@@ -318,6 +324,14 @@ void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const X
     }
     if (stack_.empty())
         return;
+    if (base64_depth_ == stack_.size()) {
+        base64_depth_ = 0;
+        // Where Xerces reports a datatype error: at the end tag.
+        if (std::string why; !base64_.valid(why)) {
+            ++errors_;
+            add_diagnostic(line(), column(), "the content of element 'Base64Container' is not valid base64Binary: " + why);
+        }
+    }
     tag t = stack_.back();
     if (t != tag::other) {
         if (fam_ == family::msghead)
@@ -331,6 +345,8 @@ void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const X
 void facts_handler::characters(const XMLCh* chars, const XMLSize_t length) {
     if (capture_)
         text_.append(chars, length);
+    if (base64_depth_ == stack_.size() && base64_depth_ != 0)
+        base64_.feed(chars, length);
     if (observer_)
         observer_->characters(chars, length);
 }

@@ -2,6 +2,7 @@
 // diagnostics, refuses DTDs, and notes namespace problems (T10).
 #pragma once
 
+#include "xml/base64_check.hpp"
 #include "xml/detail.hpp"
 
 #include <xercesc/sax/Locator.hpp>
@@ -44,6 +45,9 @@ public:
     void begin(validation_result* r);
     /// Finishes the facts of units that were still open when the parse stopped.
     void finish();
+    /// Check the text of Base64Container elements as xs:base64Binary (see base64_check.hpp): on for
+    /// the validating passes when the grammar leaves that check to us.
+    void set_check_base64(bool on) { check_base64_ = on; }
     /// Forward the content events to 'o' as well, after our own handling (nullptr: none).
     void set_observer(XERCES_CPP_NAMESPACE::ContentHandler* o) { observer_ = o; }
 
@@ -154,6 +158,10 @@ private:
     bool patient_ident_done_ = false;
     bool in_patient_ident_ = false;
     bool first_doc_content_ = false;
+
+    bool check_base64_ = false;
+    std::size_t base64_depth_ = 0;  ///< depth of the open Base64Container (0: none)
+    base64_check base64_;
 
     std::size_t priority_count_ = 0;
     bool fatal_ = false;

@@ -15,6 +15,11 @@
 #include <xercesc/sax/EntityResolver.hpp>
 #include <xercesc/util/XMLUni.hpp>
 #include <xercesc/validators/common/Grammar.hpp>
+#include <xercesc/validators/datatype/DatatypeValidatorFactory.hpp>
+#include <xercesc/validators/schema/ComplexTypeInfo.hpp>
+#include <xercesc/validators/schema/SchemaElementDecl.hpp>
+#include <xercesc/validators/schema/SchemaGrammar.hpp>
+#include <xercesc/validators/schema/SchemaSymbols.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -112,6 +117,40 @@ constexpr std::string_view prewarm_docs[] = {
     R"(<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2012-02-15"><MsgType V="APPREC"/><MIGversion>v1.1 2012-02-15</MIGversion><GenDate>2024-01-01T00:00:00</GenDate><Id>p</Id><Sender><HCP><Inst><Id>1</Id></Inst></HCP></Sender><Receiver><HCP><Inst><Id>2</Id></Inst></HCP></Receiver><Status V="2"/><Error V="T02" S="2.16.578.1.12.4.1.1.8221"/><OriginalMsgId><MsgType V="T"/><IssueDate>2024-01-01T00:00:00</IssueDate><Id>q</Id></OriginalMsgId></AppRec>)",
 };
 
+/// Takes the xs:base64Binary check of {base64container}Base64Container out of the loaded grammar:
+/// its content is then typed xs:string (white space kept, nothing checked), and the fact handler
+/// checks the text itself (base64_check.hpp). Returns false, changing nothing, unless the element
+/// is there with exactly the built-in base64Binary type (no facets of its own to honour).
+bool take_base64_check(xc::XMLGrammarPool& pool) {
+    auto* registry = xc::DatatypeValidatorFactory::getBuiltInRegistry();
+    xc::DatatypeValidator* b64 = registry ? registry->get(xc::SchemaSymbols::fgDT_BASE64BINARY) : nullptr;
+    xc::DatatypeValidator* str = registry ? registry->get(xc::SchemaSymbols::fgDT_STRING) : nullptr;
+    if (!b64 || !str)
+        return false;
+    auto grammars = pool.getGrammarEnumerator();
+    while (grammars.hasMoreElements()) {
+        xc::Grammar& g = grammars.nextElement();
+        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType ||
+            !detail::eq(g.getTargetNamespace(), u"http://www.kith.no/xmlstds/base64container"))
+            continue;
+        auto elements = static_cast<xc::SchemaGrammar&>(g).getElemEnumerator();
+        while (elements.hasMoreElements()) {
+            xc::SchemaElementDecl& d = elements.nextElement();
+            if (!detail::eq(d.getBaseName(), u"Base64Container"))
+                continue;
+            xc::ComplexTypeInfo* type = d.getComplexTypeInfo();
+            if (!type || type->getDatatypeValidator() != b64 ||
+                (d.getDatatypeValidator() && d.getDatatypeValidator() != b64))
+                return false;
+            type->setDatatypeValidator(str);
+            if (d.getDatatypeValidator())
+                d.setDatatypeValidator(str);
+            return true;
+        }
+    }
+    return false;
+}
+
 std::mutex& creation_mutex() {
     static std::mutex m;
     return m;
@@ -120,8 +159,10 @@ std::mutex& creation_mutex() {
 class validator_impl final : public validator {
 public:
     /// 'owned' (from a folder) or 'files' (embedded) supplies the schemas.
-    validator_impl(std::vector<std::pair<std::string, std::string>> owned, std::vector<embedded_file> files)
-        : owned_(std::move(owned)), files_(std::move(files)), resolver_(&files_), handler_(&content_ns_) {
+    validator_impl(std::vector<std::pair<std::string, std::string>> owned, std::vector<embedded_file> files,
+                   bool base64_by_xerces)
+        : owned_(std::move(owned)), files_(std::move(files)), base64_by_xerces_(base64_by_xerces),
+          resolver_(&files_), handler_(&content_ns_) {
         for (const auto& [name, content] : owned_)
             files_.push_back({name, content});
         security_.setEntityExpansionLimit(100);
@@ -157,6 +198,8 @@ public:
             if (!g)
                 return error("schema.invalid", "the schema did not load", std::string(name), 0, 0);
         }
+        if (!base64_by_xerces_)
+            own_base64_check_ = take_base64_check(*pool_);
         pool_->lockPool();
         auto grammars = pool_->getGrammarEnumerator();
         while (grammars.hasMoreElements()) {
@@ -225,6 +268,7 @@ private:
     /// One pass of 'reader' over 'bytes' (not copied) into 'r'. Catches everything.
     void run(bool validating, std::string_view bytes, validation_result& r) {
         handler_.begin(&r);
+        handler_.set_check_base64(validating && own_base64_check_);
         xc::SAX2XMLReader& reader = validating ? *validating_ : *plain_;
         bool rebuild = false;
         try {
@@ -318,6 +362,8 @@ private:
 
     std::vector<std::pair<std::string, std::string>> owned_;  ///< name + content when loaded from a folder
     std::vector<embedded_file> files_;
+    bool base64_by_xerces_ = false;
+    bool own_base64_check_ = false;  ///< the grammar left Base64Container's check to the handler
     memory_resolver resolver_;
     xc::SecurityManager security_;
     std::vector<std::u16string> content_ns_;
@@ -375,7 +421,7 @@ result<std::unique_ptr<validator>> make_validator(const schema_source& src) {
                     files.push_back(f);
             }
         }
-        auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files));
+        auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files), src.base64_by_xerces);
         std::lock_guard lock(creation_mutex());
         if (auto r = v->load(); !r)
             return r.error();

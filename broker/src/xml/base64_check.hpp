@@ -1,0 +1,108 @@
+// The lexical check of xs:base64Binary (XML Schema 1.0, after whiteSpace="collapse"), fed the text
+// of an element as the parser hands it over, in pieces. The validator runs it instead of Xerces'
+// own datatype check on Base64Container, the element that carries attachments: Xerces collapses
+// the white space into a copy and decodes the whole value just to learn it is valid, about 110
+// instructions per character (issue 3's profile), where this is a table look-up per character.
+// tests/unit/xml/base64_test.cpp checks it gives Xerces' verdict on every kind of value.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace broker::xml::detail {
+
+/// Per ASCII character: its Base64 value (0-63), or one of these.
+inline constexpr std::uint8_t base64_space = 64, base64_pad = 65, base64_bad = 66;
+
+constexpr std::array<std::uint8_t, 128> make_base64_table() {
+    std::array<std::uint8_t, 128> t{};
+    for (auto& v : t)
+        v = base64_bad;
+    for (int c = 'A'; c <= 'Z'; ++c)
+        t[c] = static_cast<std::uint8_t>(c - 'A');
+    for (int c = 'a'; c <= 'z'; ++c)
+        t[c] = static_cast<std::uint8_t>(c - 'a' + 26);
+    for (int c = '0'; c <= '9'; ++c)
+        t[c] = static_cast<std::uint8_t>(c - '0' + 52);
+    t['+'] = 62;
+    t['/'] = 63;
+    t[' '] = t['\t'] = t['\n'] = t['\r'] = base64_space;
+    t['='] = base64_pad;
+    return t;
+}
+inline constexpr std::array<std::uint8_t, 128> base64_table = make_base64_table();
+
+class base64_check {
+public:
+    void reset() { *this = base64_check(); }
+
+    /// The next piece of the element's text.
+    void feed(const char16_t* s, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const char16_t c = s[i];
+            const std::uint8_t k = c < 128 ? table[c] : bad;
+            if (k < 64) [[likely]] {
+                if (pads_ != 0 && !error_)
+                    fail(c, "a Base64 character after the '=' padding");
+                last_ = k;
+                ++digits_;
+            } else if (k == space) {
+                continue;
+            } else if (k == pad) {
+                if (pads_ == 0)
+                    before_pad_ = last_;
+                if (++pads_ > 2 && !error_)
+                    fail(c, "more than two '=' at the end");
+            } else if (!error_) {
+                fail(c, "a character that is not Base64");
+            }
+            ++position_;
+        }
+    }
+
+    /// Whether the whole text is a valid xs:base64Binary; 'why' says what is wrong when not.
+    bool valid(std::string& why) const {
+        if (error_) {
+            why = why_;
+            return false;
+        }
+        const std::uint64_t total = digits_ + pads_;
+        if (total % 4 != 0) {
+            why = std::to_string(total) + " Base64 characters, not a multiple of four";
+            return false;
+        }
+        // The bits the padding leaves over must be zero: "xx==" ends in a character of "AQgw",
+        // "xxx=" in one of "AEIMQUYcgkosw048".
+        if ((pads_ == 2 && (before_pad_ & 0x0f) != 0) || (pads_ == 1 && (before_pad_ & 0x03) != 0)) {
+            why = "the character before the '=' padding leaves bits that are not zero";
+            return false;
+        }
+        return true;
+    }
+
+private:
+    static constexpr std::uint8_t space = base64_space, pad = base64_pad, bad = base64_bad;
+    static constexpr const std::array<std::uint8_t, 128>& table = base64_table;
+
+
+    void fail(char16_t c, const char* what) {
+        error_ = true;
+        // The character is named only when it is printable ASCII (never the content around it).
+        std::string ch = c > 0x20 && c < 0x7f ? std::string("'") + static_cast<char>(c) + "' " : std::string();
+        char code[16];
+        std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(c));
+        why_ = std::string(what) + ": " + ch + "(" + code + ") at Base64 character " + std::to_string(position_ + 1);
+    }
+
+    std::uint64_t digits_ = 0;    ///< alphabet characters
+    std::uint64_t position_ = 0;  ///< characters other than white space so far
+    unsigned pads_ = 0;           ///< '=' so far
+    std::uint8_t last_ = 0;       ///< value of the last alphabet character
+    std::uint8_t before_pad_ = 0; ///< value of the alphabet character before the first '='
+    bool error_ = false;
+    std::string why_;
+};
+
+} // namespace broker::xml::detail
