@@ -40,26 +40,48 @@ public:
 
     /// The next piece of the element's text.
     void feed(const char16_t* s, std::size_t n) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const char16_t c = s[i];
-            const std::uint8_t k = c < 128 ? table[c] : bad;
-            if (k < 64) [[likely]] {
-                if (pads_ != 0 && !error_)
-                    fail(c, "a Base64 character after the '=' padding");
-                last_ = k;
-                ++digits_;
-            } else if (k == space) {
+        // The run of alphabet characters that is nearly all of an attachment, in locals (members
+        // of type uint8_t could alias the text for the compiler).
+        std::uint64_t digits = 0;
+        std::uint8_t last = last_;
+        std::size_t i = 0;
+        while (i < n) {
+            if (pads_ == 0) {
+                for (; i < n; ++i) {
+                    const char16_t c = s[i];
+                    const std::uint8_t k = c < 128 ? base64_table[c] : base64_bad;
+                    if (k >= 64)
+                        break;
+                    last = k;
+                    ++digits;
+                }
+                if (i == n)
+                    break;
+            }
+            const char16_t c = s[i++];
+            const std::uint8_t k = c < 128 ? base64_table[c] : base64_bad;
+            if (k < 64) {
+                if (!error_)
+                    fail(c, "a Base64 character after the '=' padding", position_ + digits);
+                last = k;
+                ++digits;
                 continue;
-            } else if (k == pad) {
+            }
+            if (k == base64_space)
+                continue;
+            if (k == base64_pad) {
                 if (pads_ == 0)
-                    before_pad_ = last_;
+                    before_pad_ = last;
                 if (++pads_ > 2 && !error_)
-                    fail(c, "more than two '=' at the end");
+                    fail(c, "more than two '=' at the end", position_ + digits);
             } else if (!error_) {
-                fail(c, "a character that is not Base64");
+                fail(c, "a character that is not Base64", position_ + digits);
             }
             ++position_;
         }
+        digits_ += digits;
+        position_ += digits;
+        last_ = last;
     }
 
     /// Whether the whole text is a valid xs:base64Binary; 'why' says what is wrong when not.
@@ -83,17 +105,14 @@ public:
     }
 
 private:
-    static constexpr std::uint8_t space = base64_space, pad = base64_pad, bad = base64_bad;
-    static constexpr const std::array<std::uint8_t, 128>& table = base64_table;
-
-
-    void fail(char16_t c, const char* what) {
+    /// 'at': the 0-based position of 'c' among the characters other than white space.
+    void fail(char16_t c, const char* what, std::uint64_t at) {
         error_ = true;
         // The character is named only when it is printable ASCII (never the content around it).
         std::string ch = c > 0x20 && c < 0x7f ? std::string("'") + static_cast<char>(c) + "' " : std::string();
         char code[16];
         std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(c));
-        why_ = std::string(what) + ": " + ch + "(" + code + ") at Base64 character " + std::to_string(position_ + 1);
+        why_ = std::string(what) + ": " + ch + "(" + code + ") at Base64 character " + std::to_string(at + 1);
     }
 
     std::uint64_t digits_ = 0;    ///< alphabet characters
