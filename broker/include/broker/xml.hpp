@@ -6,6 +6,7 @@
 
 #include <xercesc/util/XercesDefs.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,18 @@ struct validation_result {
     /// True when the sender could be identified (msg_id and the sender's HER-id were read), so a
     /// rejection AppRec can be addressed even for an invalid document.
     bool sender_known() const { return !facts.msg_id.empty() && !facts.sender.lowest_her().empty(); }
+};
+
+/// An observer of validate_observed() that is also an attachment_observer gets, for each
+/// Base64Container the validator checks itself (see schema_source::base64_by_xerces), the summary
+/// of its text instead of the text: one call just before the element's endElement, and no
+/// characters events for it. (The validator counts the Base64 anyway; a second pass is saved.)
+class attachment_observer {
+public:
+    virtual ~attachment_observer() = default;
+    /// 'alphabet_chars': the text's Base64 alphabet characters (white space and '=' not counted);
+    /// 'head': the first of them, up to 24; 'valid': whether the text is xs:base64Binary.
+    virtual void base64_text(std::uint64_t alphabet_chars, std::u16string_view head, bool valid) = 0;
 };
 
 /// Where the validator's schemas come from.

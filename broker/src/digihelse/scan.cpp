@@ -110,9 +110,20 @@ constexpr std::array<b64_class, 128> b64_classes = make_b64_classes();
 
 b64_class classify_b64(char16_t c) { return c < 128 ? b64_classes[c] : b64_class::bad; }
 
-class handler final : public xc::DefaultHandler {
+class handler final : public xc::DefaultHandler, public xml::attachment_observer {
 public:
     explicit handler(scan_result& r) : r_(r) {}
+
+    /// In the validating pass the validator counts a Base64Container's text for us (its
+    /// characters do not come here then).
+    void base64_text(std::uint64_t alphabet_chars, std::u16string_view head, bool valid) override {
+        if (!in_base64_)
+            return;
+        b64_count_ = static_cast<std::size_t>(alphabet_chars);
+        head_b64_.assign(head.substr(0, 24));
+        if (!valid)
+            r_.documents.back().bad_base64 = true;
+    }
 
     void startElement(const XMLCh* const uri, const XMLCh* const local, const XMLCh* const,
                       const xc::Attributes& attrs) override {

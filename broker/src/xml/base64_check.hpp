@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 namespace broker::xml::detail {
 
@@ -40,6 +41,9 @@ public:
 
     /// The next piece of the element's text.
     void feed(const char16_t* s, std::size_t n) {
+        for (std::size_t j = 0; j < n && head_.size() < head_chars; ++j)
+            if (s[j] < 128 && base64_table[s[j]] < 64)
+                head_ += s[j];
         // The run of alphabet characters that is nearly all of an attachment, in locals (members
         // of type uint8_t could alias the text for the compiler).
         std::uint64_t digits = 0;
@@ -84,6 +88,11 @@ public:
         last_ = last;
     }
 
+    /// Base64 alphabet characters so far, and the first of them (up to head_chars).
+    std::uint64_t digits() const { return digits_; }
+    std::u16string_view head() const { return head_; }
+    static constexpr std::size_t head_chars = 24;
+
     /// Whether the whole text is a valid xs:base64Binary; 'why' says what is wrong when not.
     bool valid(std::string& why) const {
         if (error_) {
@@ -122,6 +131,7 @@ private:
     std::uint8_t before_pad_ = 0; ///< value of the alphabet character before the first '='
     bool error_ = false;
     std::string why_;
+    std::u16string head_;
 };
 
 } // namespace broker::xml::detail

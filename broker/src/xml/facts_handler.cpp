@@ -316,6 +316,18 @@ void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const
 }
 
 void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const XMLCh* qname) {
+    if (base64_depth_ != 0 && base64_depth_ == stack_.size()) {
+        base64_depth_ = 0;
+        // Where Xerces reports a datatype error: at the end tag.
+        std::string why;
+        const bool valid = base64_.valid(why);
+        if (!valid) {
+            ++errors_;
+            add_diagnostic(line(), column(), "the content of element 'Base64Container' is not valid base64Binary: " + why);
+        }
+        if (attachments_)
+            attachments_->base64_text(base64_.digits(), base64_.head(), valid);
+    }
     if (observer_)
         observer_->endElement(uri, localname, qname);
     if (capture_ && capture_depth_ == stack_.size()) {
@@ -324,14 +336,6 @@ void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const X
     }
     if (stack_.empty())
         return;
-    if (base64_depth_ == stack_.size()) {
-        base64_depth_ = 0;
-        // Where Xerces reports a datatype error: at the end tag.
-        if (std::string why; !base64_.valid(why)) {
-            ++errors_;
-            add_diagnostic(line(), column(), "the content of element 'Base64Container' is not valid base64Binary: " + why);
-        }
-    }
     tag t = stack_.back();
     if (t != tag::other) {
         if (fam_ == family::msghead)
@@ -345,8 +349,11 @@ void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const X
 void facts_handler::characters(const XMLCh* chars, const XMLSize_t length) {
     if (capture_)
         text_.append(chars, length);
-    if (base64_depth_ == stack_.size() && base64_depth_ != 0)
+    if (base64_depth_ == stack_.size() && base64_depth_ != 0) {
         base64_.feed(chars, length);
+        if (attachments_)
+            return;  // the observer gets the summary at the end
+    }
     if (observer_)
         observer_->characters(chars, length);
 }

@@ -49,7 +49,10 @@ public:
     /// the validating passes when the grammar leaves that check to us.
     void set_check_base64(bool on) { check_base64_ = on; }
     /// Forward the content events to 'o' as well, after our own handling (nullptr: none).
-    void set_observer(XERCES_CPP_NAMESPACE::ContentHandler* o) { observer_ = o; }
+    void set_observer(XERCES_CPP_NAMESPACE::ContentHandler* o) {
+        observer_ = o;
+        attachments_ = dynamic_cast<attachment_observer*>(o);
+    }
 
     bool saw_fatal() const { return fatal_; }
     bool saw_error() const { return errors_ > 0; }
@@ -140,6 +143,7 @@ private:
     const std::vector<std::u16string>* content_ns_;
     const XERCES_CPP_NAMESPACE::Locator* locator_ = nullptr;
     XERCES_CPP_NAMESPACE::ContentHandler* observer_ = nullptr;
+    attachment_observer* attachments_ = nullptr;  ///< observer_, when it takes Base64 summaries
     validation_result* r_ = nullptr;
 
     std::vector<tag> stack_;  ///< the open elements, root first
