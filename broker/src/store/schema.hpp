@@ -18,6 +18,12 @@ int latest_schema_version();
 /// Runs on: the opening thread, before the writer thread starts.
 result<int> migrate(sqlite3* db);
 
+/// Since schema 7 a message's first transitions (received, validated, routed, recorded at the same
+/// time by intake) are one row of transitions: their states, and their details, joined by this
+/// character (which no state, rule id or error code contains). The reader splits such a row back
+/// into the transitions it stands for; rows written before schema 7 are one transition each.
+inline constexpr char transition_separator = '\x1f';
+
 /// The columns of message_row, comma-separated, for "SELECT <this> FROM messages ...".
 extern const char* const message_columns;
 

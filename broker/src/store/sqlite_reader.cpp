@@ -320,12 +320,30 @@ result<std::vector<transition_row>> sqlite_reader::transitions(std::string_view 
         return closed_error();
     reset_guard g(transitions_);
     bind_text(transitions_.get(), 1, id);
-    std::vector<transition_row> out;
-    auto r = collect(transitions_, out, [](sqlite3_stmt* s) {
+    std::vector<transition_row> rows;
+    auto r = collect(transitions_, rows, [](sqlite3_stmt* s) {
         return transition_row{col_text(s, 0), col_int(s, 1), col_text(s, 2)};
     });
     if (!r)
         return r.error();
+    // A row of intake's first transitions stands for several (schema.hpp).
+    std::vector<transition_row> out;
+    out.reserve(rows.size() + 2);
+    for (auto& t : rows) {
+        if (t.state.find(transition_separator) == std::string::npos) {
+            out.push_back(std::move(t));
+            continue;
+        }
+        std::string_view states = t.state, details = t.detail;
+        for (;;) {
+            const auto s_end = states.find(transition_separator), d_end = details.find(transition_separator);
+            out.push_back(transition_row{std::string(states.substr(0, s_end)), t.at, std::string(details.substr(0, d_end))});
+            if (s_end == std::string_view::npos)
+                break;
+            states.remove_prefix(s_end + 1);
+            details = d_end == std::string_view::npos ? std::string_view() : details.substr(d_end + 1);
+        }
+    }
     return out;
 }
 

@@ -133,10 +133,6 @@ result<void> writer_conn::prepare_all() {
         {duplicate_, "SELECT id, http_status, response_json FROM messages WHERE sender_her = ?1 AND msg_id = ?2"},
         {body_, "INSERT INTO bodies(id, raw) VALUES(?1, ?2)"},
         {transition_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4)"},
-        // A message's first transitions (received, validated, routed) in one statement.
-        {transitions2_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4), (?1, ?5, ?3, ?6)"},
-        {transitions3_, "INSERT INTO transitions(message_id, state, at, detail)"
-                        " VALUES(?1, ?2, ?3, ?4), (?1, ?5, ?3, ?6), (?1, ?7, ?3, ?8)"},
         {set_state_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1"},
         // set_state_if in one statement; the current state is read only when nothing changed.
         {set_state_from_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1 AND (state = ?4 OR state = ?5 OR state = ?6)"},
@@ -177,7 +173,7 @@ result<void> writer_conn::prepare_all() {
 
 void writer_conn::close() {
     statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
-                        &insert_,  &duplicate_, &body_,       &transition_, &transitions2_, &transitions3_,
+                        &insert_,  &duplicate_, &body_,       &transition_,
                         &set_state_, &set_state_from_, &current_state_,
                         &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
                         &party_,   &delete_parties_, &prune_};
@@ -324,25 +320,24 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
     if (m.initial_states.empty()) {
         if (auto r = insert_transition(m.id, m.state, now, initial_detail(m, m.state)); !r)
             return r.error();
-    } else if (m.initial_states.size() == 2 || m.initial_states.size() == 3) {
-        const statement& st = m.initial_states.size() == 2 ? transitions2_ : transitions3_;
-        reset_guard g(st);
-        sqlite3_stmt* s = st.get();
-        bind_text(s, 1, m.id);
-        bind_int(s, 3, now);
-        constexpr int state_param[] = {2, 5, 7}, detail_param[] = {4, 6, 8};
-        std::string details[3];  // bound SQLITE_STATIC: alive until the step
-        for (std::size_t i = 0; i < m.initial_states.size(); ++i) {
-            details[i] = initial_detail(m, m.initial_states[i]);
-            bind_text(s, state_param[i], m.initial_states[i]);
-            bind_opt(s, detail_param[i], details[i]);
-        }
-        if (int rc = sqlite3_step(s); rc != SQLITE_DONE)
-            return fail(rc, "insert transitions");
     } else {
-        for (const auto& s : m.initial_states)
-            if (auto r = insert_transition(m.id, s, now, initial_detail(m, s)); !r)
-                return r.error();
+        // A message's first transitions (received, validated, routed: same time) in one row, the
+        // states and their details joined by transition_separator; the reader shows them as the
+        // rows they stand for (schema 7). Two rows and their index entries fewer per message:
+        // inserting a message 100 400 -> 82 000 instructions (issue 3's profile).
+        std::string states, details;
+        for (std::size_t i = 0; i < m.initial_states.size(); ++i) {
+            if (i > 0) {
+                states += transition_separator;
+                details += transition_separator;
+            }
+            const std::size_t at = details.size();
+            states += m.initial_states[i];
+            details += initial_detail(m, m.initial_states[i]);
+            std::replace(details.begin() + static_cast<std::ptrdiff_t>(at), details.end(), transition_separator, ' ');
+        }
+        if (auto r = insert_transition(m.id, states, now, details); !r)
+            return r.error();
     }
     insert_outcome out;
     out.id = m.id;

@@ -90,7 +90,7 @@ private:
     std::optional<error> io_failure_;
 
     statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
-    statement insert_, duplicate_, body_, transition_, transitions2_, transitions3_;
+    statement insert_, duplicate_, body_, transition_;
     statement set_state_, set_state_from_, current_state_, touch_, delivery_, delivered_, delivered_from_;
     statement read_, apprec_, route_;
     statement party_, delete_parties_;

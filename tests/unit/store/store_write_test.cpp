@@ -684,3 +684,58 @@ TEST_CASE("close from a done callback and from two threads at once", "[unit][sto
     REQUIRE(n);
     CHECK(*n == 1);
 }
+
+TEST_CASE("intake's first transitions are one row and read as the transitions they stand for", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    auto s = open_ok(o);
+    auto m = make_msg("t-1");  // received, validated, routed ("rule demo-rule")
+    insert(*s, m);
+    auto rejected = make_msg("t-2", "8093240", "MSG-T2");
+    rejected.state = "rejected";
+    rejected.initial_states = {"received", "rejected"};
+    rejected.rule.clear();
+    rejected.adapter.clear();
+    rejected.error_code = "T02";
+    insert(*s, rejected);
+    REQUIRE(broker::store::write_sync(*s, [](broker::store::write_txn& t) {
+        return t.set_state("t-1", "delivered", "delivered by demo-adapter");
+    }));
+
+    auto tr = s->thread_reader().transitions("t-1");
+    REQUIRE(tr);
+    REQUIRE(tr->size() == 4);
+    CHECK((*tr)[0].state == "received");
+    CHECK((*tr)[0].detail.empty());
+    CHECK((*tr)[1].state == "validated");
+    CHECK((*tr)[1].detail.empty());
+    CHECK((*tr)[2].state == "routed");
+    CHECK((*tr)[2].detail == "rule demo-rule");
+    CHECK((*tr)[3].state == "delivered");
+    CHECK((*tr)[3].detail == "delivered by demo-adapter");
+    CHECK((*tr)[0].at == (*tr)[2].at);
+    auto tr2 = s->thread_reader().transitions("t-2");
+    REQUIRE(tr2);
+    REQUIRE(tr2->size() == 2);
+    CHECK((*tr2)[0].state == "received");
+    CHECK((*tr2)[1].state == "rejected");
+    CHECK((*tr2)[1].detail == "T02");
+    s->close();
+
+    // On disk: one row for the three, one for the delivery.
+    CHECK(raw_query(o.path, "SELECT count(*) FROM transitions WHERE message_id = 't-1'") == "2\n");
+    CHECK(raw_query(o.path, "SELECT replace(state, char(31), '|') FROM transitions WHERE message_id = 't-1' ORDER BY seq "
+                            "LIMIT 1") == "received|validated|routed\n");
+
+    // Rows written one per transition (before schema 7) read as they are, next to new ones.
+    raw_query(o.path, "INSERT INTO messages(id, kind, state, received_at, updated_at) VALUES('old', 'msghead', 'routed', 1, 1);"
+                      "INSERT INTO transitions(message_id, state, at, detail) VALUES('old', 'received', 1, NULL),"
+                      " ('old', 'validated', 1, NULL), ('old', 'routed', 1, 'rule r')");
+    auto s2 = open_ok(o);
+    auto old = s2->thread_reader().transitions("old");
+    REQUIRE(old);
+    REQUIRE(old->size() == 3);
+    CHECK((*old)[0].state == "received");
+    CHECK((*old)[2].state == "routed");
+    CHECK((*old)[2].detail == "rule r");
+}
