@@ -7,6 +7,8 @@
 #include "broker/log.hpp"
 #include "broker/store.hpp"
 
+#include "raw_sql.hpp"
+
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
 
@@ -65,28 +67,6 @@ inline void insert(st::store& s, const st::new_message& m) {
 }
 
 /// Run SQL on the database file with its own connection (WAL: alongside the store's).
-inline std::string raw(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    std::string out;
-    char* err = nullptr;
-    int rc = sqlite3_exec(
-        db, sql.c_str(),
-        [](void* p, int n, char** v, char**) {
-            auto* o = static_cast<std::string*>(p);
-            for (int i = 0; i < n; ++i)
-                *o += (i ? "|" : "") + std::string(v[i] ? v[i] : "");
-            *o += "\n";
-            return 0;
-        },
-        &out, &err);
-    std::string e = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    INFO(sql << ": " << e);
-    REQUIRE(rc == SQLITE_OK);
-    return out;
-}
+inline std::string raw(const std::string& path, const std::string& sql) { return testing::raw_sql(path, sql); }
 
 } // namespace admin_test

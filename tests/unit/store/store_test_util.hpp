@@ -9,9 +9,9 @@
 // The concrete store, for stats() and the fault hook (tests reach into the private header).
 #include "../../../broker/src/store/sqlite_store.hpp"
 
-#include <catch2/catch.hpp>
+#include "raw_sql.hpp"
 
-#include <sqlite3.h>
+#include <catch2/catch.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -183,26 +183,6 @@ struct done_log {
 };
 
 /// Run SQL on the file with a separate raw connection (the store must be closed or readable).
-inline std::string raw_query(const std::string& path, const std::string& sql) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    std::string out;
-    char* err = nullptr;
-    int rc = sqlite3_exec(
-        db, sql.c_str(),
-        [](void* p, int n, char** v, char**) {
-            auto* s = static_cast<std::string*>(p);
-            for (int i = 0; i < n; ++i)
-                *s += (v[i] ? v[i] : "NULL") + std::string(i + 1 < n ? "|" : "\n");
-            return 0;
-        },
-        &out, &err);
-    std::string msg = err ? err : "";
-    sqlite3_free(err);
-    sqlite3_close(db);
-    INFO(msg);
-    REQUIRE(rc == SQLITE_OK);
-    return out;
-}
+inline std::string raw_query(const std::string& path, const std::string& sql) { return testing::raw_sql(path, sql); }
 
 } // namespace store_test
