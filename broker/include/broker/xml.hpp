@@ -47,13 +47,16 @@ struct validation_result {
     bool sender_known() const { return !facts.msg_id.empty() && !facts.sender.lowest_her().empty(); }
 };
 
-/// An observer of validate_observed() that is also an attachment_observer gets, for each
+/// An observer of validate_observed() that is also an attachment_observer may take, for a
 /// Base64Container the validator checks itself (see schema_source::base64_by_xerces), the summary
-/// of its text instead of the text: one call just before the element's endElement, and no
-/// characters events for it. (The validator counts the Base64 anyway; a second pass is saved.)
+/// of its text instead of the text: asked right after the element's startElement, and if it says
+/// yes, one base64_text call just before the element's endElement and no characters events for
+/// it. (The validator counts the Base64 anyway; a second pass is saved.)
 class attachment_observer {
 public:
     virtual ~attachment_observer() = default;
+    /// Whether the Base64Container that just started is to come as a summary.
+    virtual bool take_base64_summary() = 0;
     /// 'alphabet_chars': the text's Base64 alphabet characters (white space and '=' not counted);
     /// 'head': the first of them, up to 24; 'valid': whether the text is xs:base64Binary.
     virtual void base64_text(std::uint64_t alphabet_chars, std::u16string_view head, bool valid) = 0;

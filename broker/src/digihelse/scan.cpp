@@ -114,11 +114,10 @@ class handler final : public xc::DefaultHandler, public xml::attachment_observer
 public:
     explicit handler(scan_result& r) : r_(r) {}
 
-    /// In the validating pass the validator counts a Base64Container's text for us (its
-    /// characters do not come here then).
+    /// In the validating pass the validator counts an attachment's Base64 for us (its characters
+    /// do not come here then); text inside a captured field still comes as text.
+    bool take_base64_summary() override { return in_base64_ && !capturing_; }
     void base64_text(std::uint64_t alphabet_chars, std::u16string_view head, bool valid) override {
-        if (!in_base64_)
-            return;
         b64_count_ = static_cast<std::size_t>(alphabet_chars);
         head_b64_.assign(head.substr(0, 24));
         if (!valid)

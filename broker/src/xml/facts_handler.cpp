@@ -118,6 +118,7 @@ void facts_handler::begin(validation_result* r) {
     in_patient_ident_ = false;
     first_doc_content_ = false;
     base64_depth_ = 0;
+    base64_summary_ = false;
     priority_count_ = 0;
     fatal_ = false;
     errors_ = 0;
@@ -313,6 +314,8 @@ void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const
         start_apprec(attrs, t);
     if (observer_)
         observer_->startElement(uri, localname, qname, attrs);
+    if (base64_depth_ == stack_.size())
+        base64_summary_ = attachments_ && attachments_->take_base64_summary();
 }
 
 void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const XMLCh* qname) {
@@ -325,8 +328,9 @@ void facts_handler::endElement(const XMLCh* uri, const XMLCh* localname, const X
             ++errors_;
             add_diagnostic(line(), column(), "the content of element 'Base64Container' is not valid base64Binary: " + why);
         }
-        if (attachments_)
+        if (base64_summary_)
             attachments_->base64_text(base64_.digits(), base64_.head(), valid);
+        base64_summary_ = false;
     }
     if (observer_)
         observer_->endElement(uri, localname, qname);
@@ -351,7 +355,7 @@ void facts_handler::characters(const XMLCh* chars, const XMLSize_t length) {
         text_.append(chars, length);
     if (base64_depth_ == stack_.size() && base64_depth_ != 0) {
         base64_.feed(chars, length);
-        if (attachments_)
+        if (base64_summary_)
             return;  // the observer gets the summary at the end
     }
     if (observer_)

@@ -165,6 +165,7 @@ private:
 
     bool check_base64_ = false;
     std::size_t base64_depth_ = 0;  ///< depth of the open Base64Container (0: none)
+    bool base64_summary_ = false;   ///< the observer takes that element's text as a summary
     base64_check base64_;
 
     std::size_t priority_count_ = 0;

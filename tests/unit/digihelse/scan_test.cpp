@@ -63,6 +63,29 @@ TEST_CASE("digihelse scan: one validating pass finds what a pass of its own find
     CHECK(n >= 10);
 }
 
+TEST_CASE("digihelse scan: Base64 inside a text field counts as text in the validating pass too",
+          "[unit][digihelse]") {
+    // The validator hands an attachment's Base64 to the scan as a count (xml::attachment_observer);
+    // a Base64Container inside the citizen's text is text, and must still arrive as such.
+    std::string doc = testing::read_file(testing::source_dir() / "samples/digihelse/message-attachments.xml");
+    const std::string text = "<Sporsmal>Her er bilder av såret og brevet fra sykehuset.";
+    const auto at = doc.find(text);
+    REQUIRE(at != std::string::npos);
+    doc.insert(at + text.size(),
+               "<Base64Container xmlns=\"http://www.kith.no/xmlstds/base64container\">QUJDREVG</Base64Container>");
+    broker::digihelse::scan_observer o;
+    auto vr = broker::xml::thread_validator().validate_observed(doc, "sample", o.handler());
+    REQUIRE(vr.v == broker::xml::verdict::valid);
+    auto own = broker::digihelse::scan(doc);
+    REQUIRE(own.has_value());
+    same(o.result(), *own);
+    // Eight more characters than the sample's text.
+    auto plain = broker::digihelse::scan(
+        testing::read_file(testing::source_dir() / "samples/digihelse/message-attachments.xml"));
+    REQUIRE(plain.has_value());
+    CHECK(o.result().text_chars == plain->text_chars + 8);
+}
+
 TEST_CASE("digihelse scan: the observer sees the MsgHead inside EI_fellesformat, not the envelope",
           "[unit][digihelse]") {
     std::string doc = testing::read_file(testing::source_dir() / "samples/digihelse/message-on-behalf.xml");
