@@ -1,7 +1,7 @@
 // The lexical check of xs:base64Binary (XML Schema 1.0, after whiteSpace="collapse"), fed the text
 // of an element as the parser hands it over, in pieces. The validator runs it instead of Xerces'
 // own datatype check on Base64Container, the element that carries attachments: Xerces collapses
-// the white space into a copy and decodes the whole value just to learn it is valid, about 110
+// the white space into a copy and decodes the whole value just to learn it is valid, about 80
 // instructions per character (issue 3's profile), where this is a table look-up per character.
 // tests/unit/xml/base64_test.cpp checks it gives Xerces' verdict on every kind of value.
 #pragma once
