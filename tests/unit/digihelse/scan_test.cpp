@@ -40,6 +40,18 @@ void same(const broker::digihelse::scan_result& a, const broker::digihelse::scan
     }
 }
 
+/// The scan read in the validating pass of 'doc' (which must be valid), checked against the scan's
+/// own pass.
+broker::digihelse::scan_result observed_as_own(const std::string& doc) {
+    broker::digihelse::scan_observer o;
+    auto vr = broker::xml::thread_validator().validate_observed(doc, "sample", o.handler());
+    REQUIRE(vr.v == broker::xml::verdict::valid);
+    auto own = broker::digihelse::scan(doc);
+    REQUIRE(own.has_value());
+    same(o.result(), *own);
+    return o.result();
+}
+
 } // namespace
 
 TEST_CASE("digihelse scan: one validating pass finds what a pass of its own finds", "[unit][digihelse]") {
@@ -52,12 +64,7 @@ TEST_CASE("digihelse scan: one validating pass finds what a pass of its own find
         INFO(e.path().filename().string());
         CHECK(broker::digihelse::may_apply(doc) ==
               (doc.find("DIALOG_INNBYGGER_") != std::string::npos));
-        broker::digihelse::scan_observer o;
-        auto vr = broker::xml::thread_validator().validate_observed(doc, "sample", o.handler());
-        REQUIRE(vr.v == broker::xml::verdict::valid);
-        auto own = broker::digihelse::scan(doc);
-        REQUIRE(own.has_value());
-        same(o.result(), *own);
+        observed_as_own(doc);
         ++n;
     }
     CHECK(n >= 10);
@@ -73,17 +80,12 @@ TEST_CASE("digihelse scan: Base64 inside a text field counts as text in the vali
     REQUIRE(at != std::string::npos);
     doc.insert(at + text.size(),
                "<Base64Container xmlns=\"http://www.kith.no/xmlstds/base64container\">QUJDREVG</Base64Container>");
-    broker::digihelse::scan_observer o;
-    auto vr = broker::xml::thread_validator().validate_observed(doc, "sample", o.handler());
-    REQUIRE(vr.v == broker::xml::verdict::valid);
-    auto own = broker::digihelse::scan(doc);
-    REQUIRE(own.has_value());
-    same(o.result(), *own);
+    const auto observed = observed_as_own(doc);
     // Eight more characters than the sample's text.
     auto plain = broker::digihelse::scan(
         testing::read_file(testing::source_dir() / "samples/digihelse/message-attachments.xml"));
     REQUIRE(plain.has_value());
-    CHECK(o.result().text_chars == plain->text_chars + 8);
+    CHECK(observed.text_chars == plain->text_chars + 8);
 }
 
 TEST_CASE("digihelse scan: the observer sees the MsgHead inside EI_fellesformat, not the envelope",
