@@ -6,6 +6,7 @@
 
 #include "broker/message.hpp"
 #include "broker/xml.hpp"
+#include "xml/base64_check.hpp"
 #include "xml/detail.hpp"
 
 #include <xercesc/framework/MemBufInputSource.hpp>
@@ -76,39 +77,9 @@ std::size_t code_points(std::u16string_view s) {
     return n;
 }
 
-constexpr int b64_value(char16_t c) {
-    if (c >= u'A' && c <= u'Z')
-        return c - u'A';
-    if (c >= u'a' && c <= u'z')
-        return c - u'a' + 26;
-    if (c >= u'0' && c <= u'9')
-        return c - u'0' + 52;
-    if (c == u'+')
-        return 62;
-    if (c == u'/')
-        return 63;
-    return -1;
-}
-
-/// A character of Base64 text: an alphabet digit, skipped (XML white space, '=' padding) or bad.
-enum class b64_class : std::uint8_t { digit, skip, bad };
-
-constexpr std::array<b64_class, 128> make_b64_classes() {
-    std::array<b64_class, 128> t{};
-    for (auto& c : t)
-        c = b64_class::bad;
-    for (char16_t c = 0; c < 128; ++c) {
-        if (b64_value(c) >= 0)
-            t[c] = b64_class::digit;
-        else if (xml_space(c) || c == u'=')
-            t[c] = b64_class::skip;
-    }
-    return t;
-}
-
-constexpr std::array<b64_class, 128> b64_classes = make_b64_classes();
-
-b64_class classify_b64(char16_t c) { return c < 128 ? b64_classes[c] : b64_class::bad; }
+/// A character of Base64 text: its value in the alphabet (0-63), or xml::detail::base64_space
+/// (XML white space), base64_pad ('=') or base64_bad: the validator's own table.
+std::uint8_t b64_code(char16_t c) { return c < 128 ? xml::detail::base64_table[c] : xml::detail::base64_bad; }
 
 class handler final : public xc::DefaultHandler, public xml::attachment_observer {
 public:
@@ -258,17 +229,17 @@ public:
             std::size_t i = 0, digits = 0;
             bool bad = false;
             for (; i < s.size() && head_b64_.size() < 24; ++i) {  // the head sniffs the type
-                const b64_class c = classify_b64(s[i]);
-                if (c == b64_class::digit) {
+                const std::uint8_t c = b64_code(s[i]);
+                if (c < 64) {
                     head_b64_ += s[i];
                     ++digits;
                 }
-                bad |= c == b64_class::bad;
+                bad |= c == xml::detail::base64_bad;
             }
             for (; i < s.size(); ++i) {
-                const b64_class c = classify_b64(s[i]);
-                digits += c == b64_class::digit;
-                bad |= c == b64_class::bad;
+                const std::uint8_t c = b64_code(s[i]);
+                digits += c < 64;
+                bad |= c == xml::detail::base64_bad;
             }
             b64_count_ += digits;
             if (bad)
@@ -378,7 +349,7 @@ private:
         unsigned acc = 0;
         int bits = 0;
         for (char16_t c : head_b64_) {
-            acc = (acc << 6) | static_cast<unsigned>(b64_value(c));
+            acc = (acc << 6) | static_cast<unsigned>(b64_code(c));
             bits += 6;
             if (bits >= 8) {
                 bits -= 8;
