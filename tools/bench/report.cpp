@@ -266,8 +266,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
         }
         // Cores left idle at the peak: closed loop, so every core idle is time the pipeline waited
         // on itself (all senders waiting for a commit, the writer for the disk) instead of working.
-        if (!std::isnan(get("broker.peak", "machine_idle_cores"))) {
-            const double idle = get("broker.peak", "machine_idle_cores");
+        if (const double idle = get("broker.peak", "machine_idle_cores"); !std::isnan(idle)) {
             const double iowait = get("broker.peak", "machine_iowait_cores");
             const double all = idle + (std::isnan(iowait) ? 0 : iowait);
             line l;
