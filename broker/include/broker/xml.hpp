@@ -69,6 +69,9 @@ struct schema_source {
     /// Leave the xs:base64Binary check of Base64Container (attachments) to Xerces instead of the
     /// validator's own, much cheaper one (same verdicts; tests compare the two).
     bool base64_by_xerces = false;
+    /// Leave every OID value (CV/@S, Document/OidRef) to Xerces' regular-expression engine instead
+    /// of accepting plain ones (digit groups and dots) at once (same verdicts; tests compare the two).
+    bool oid_by_xerces = false;
 };
 
 /// A validating SAX parser with its own cached grammar pool. Not thread-safe: give each thread its

@@ -16,13 +16,16 @@
 #include <xercesc/util/XMLUni.hpp>
 #include <xercesc/validators/common/Grammar.hpp>
 #include <xercesc/validators/datatype/DatatypeValidatorFactory.hpp>
+#include <xercesc/validators/datatype/StringDatatypeValidator.hpp>
 #include <xercesc/validators/schema/ComplexTypeInfo.hpp>
+#include <xercesc/validators/schema/SchemaAttDef.hpp>
 #include <xercesc/validators/schema/SchemaElementDecl.hpp>
 #include <xercesc/validators/schema/SchemaGrammar.hpp>
 #include <xercesc/validators/schema/SchemaSymbols.hpp>
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -151,6 +154,143 @@ bool take_base64_check(xc::XMLGrammarPool& pool) {
     return false;
 }
 
+/// Whether 's' is one or more groups of ASCII digits separated by single dots: a value that both
+/// spellings of the OID pattern, `\d+(\.\d+)*` and the standard's `(\d+\.?)*\d+`, match.
+bool plain_oid(const XMLCh* s) noexcept {
+    if (!s || !*s)
+        return false;
+    bool digit = false;
+    for (; *s; ++s) {
+        if (*s >= u'0' && *s <= u'9')
+            digit = true;
+        else if (*s == u'.' && digit)
+            digit = false;
+        else
+            return false;
+    }
+    return digit;
+}
+
+/// Stands in for an OID type (an xs:token restricted by the OID pattern and nothing else, see
+/// schemas/README.md) wherever an attribute or element is typed with it: a plain OID is accepted
+/// at once, anything else goes to the type's own validator, so that Xerces' regular-expression
+/// engine (about 5 500 instructions per value) decides only the odd values, with its own verdict
+/// and message.
+class oid_datatype final : public xc::StringDatatypeValidator {
+public:
+    explicit oid_datatype(xc::DatatypeValidator* original)
+        : xc::StringDatatypeValidator(original->getBaseValidator(), nullptr, nullptr, original->getFinalSet()),
+          original_(original) {
+        setWhiteSpace(original->getWSFacet());
+        setTypeName(original->getTypeLocalName(), original->getTypeUri());
+    }
+
+    void validate(const XMLCh* content, xc::ValidationContext* context, xc::MemoryManager* manager) override {
+        if (!plain_oid(content))
+            original_->validate(content, context, manager);
+    }
+
+private:
+    xc::DatatypeValidator* original_;  ///< owned by its grammar, which outlives this
+};
+
+/// Whether 'dv' is an OID type oid_datatype may stand in for: derived from the built-in xs:token
+/// by one of the two spellings of the OID pattern and no other facet.
+bool is_oid_type(const xc::DatatypeValidator& dv, const xc::DatatypeValidator* token) {
+    if (dv.getBaseValidator() != token || dv.getType() != xc::DatatypeValidator::String || dv.getEnumString())
+        return false;
+    auto* facets = dv.getFacets();
+    if (!facets)
+        return false;
+    xc::RefHashTableOfEnumerator<xc::KVStringPair> e(facets, false);
+    int count = 0;
+    const xc::KVStringPair* pattern = nullptr;
+    while (e.hasMoreElements()) {
+        const xc::KVStringPair& f = e.nextElement();
+        ++count;
+        if (detail::eq(f.getKey(), xc::SchemaSymbols::fgELT_PATTERN))
+            pattern = &f;
+    }
+    return count == 1 && pattern &&
+           (detail::eq(pattern->getValue(), uR"(\d+(\.\d+)*)") || detail::eq(pattern->getValue(), uR"((\d+\.?)*\d+)"));
+}
+
+/// Puts an oid_datatype in place of every OID type (is_oid_type) on the attributes, elements and
+/// simple-content types of the loaded grammars. The replacements are returned: they must outlive
+/// the pool. Types derived further from an OID type keep Xerces' check.
+std::vector<std::unique_ptr<xc::DatatypeValidator>> speed_up_oid_checks(xc::XMLGrammarPool& pool) {
+    std::vector<std::unique_ptr<xc::DatatypeValidator>> owned;
+    auto* builtin = xc::DatatypeValidatorFactory::getBuiltInRegistry();
+    const xc::DatatypeValidator* token = builtin ? builtin->get(xc::SchemaSymbols::fgDT_TOKEN) : nullptr;
+    if (!token)
+        return owned;
+    std::map<const xc::DatatypeValidator*, xc::DatatypeValidator*> fast;
+    auto grammars = pool.getGrammarEnumerator();
+    while (grammars.hasMoreElements()) {
+        xc::Grammar& g = grammars.nextElement();
+        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType)
+            continue;
+        auto* types = static_cast<xc::SchemaGrammar&>(g).getDatatypeRegistry()->getUserDefinedRegistry();
+        if (!types)
+            continue;
+        xc::RefHashTableOfEnumerator<xc::DatatypeValidator> e(types, false);
+        while (e.hasMoreElements()) {
+            xc::DatatypeValidator& dv = e.nextElement();
+            if (is_oid_type(dv, token) && !fast.count(&dv)) {
+                owned.push_back(std::make_unique<oid_datatype>(&dv));
+                fast[&dv] = owned.back().get();
+            }
+        }
+    }
+    if (fast.empty())
+        return owned;
+    auto swap = [&](xc::DatatypeValidator* dv) -> xc::DatatypeValidator* {
+        auto it = dv ? fast.find(dv) : fast.end();
+        return it == fast.end() ? nullptr : it->second;
+    };
+    auto attribute = [&](xc::XMLAttDef& a) {
+        auto& sa = static_cast<xc::SchemaAttDef&>(a);
+        if (auto* f = swap(sa.getDatatypeValidator()))
+            sa.setDatatypeValidator(f);
+    };
+    auto complex = [&](xc::ComplexTypeInfo* t) {
+        if (!t)
+            return;
+        if (auto* f = swap(t->getDatatypeValidator()))
+            t->setDatatypeValidator(f);
+        if (!t->hasAttDefs())
+            return;
+        xc::XMLAttDefList& list = t->getAttDefList();
+        for (XMLSize_t i = 0; i < list.getAttDefCount(); ++i)
+            attribute(list.getAttDef(i));
+    };
+    auto again = pool.getGrammarEnumerator();
+    while (again.hasMoreElements()) {
+        xc::Grammar& g = again.nextElement();
+        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType)
+            continue;
+        auto& sg = static_cast<xc::SchemaGrammar&>(g);
+        auto elements = sg.getElemEnumerator();
+        while (elements.hasMoreElements()) {
+            xc::SchemaElementDecl& d = elements.nextElement();
+            if (auto* f = swap(d.getDatatypeValidator()))
+                d.setDatatypeValidator(f);
+            complex(d.getComplexTypeInfo());
+        }
+        if (auto* registry = sg.getComplexTypeRegistry()) {
+            xc::RefHashTableOfEnumerator<xc::ComplexTypeInfo> e(registry, false);
+            while (e.hasMoreElements())
+                complex(&e.nextElement());
+        }
+        if (auto* registry = sg.getAttributeDeclRegistry()) {
+            xc::RefHashTableOfEnumerator<xc::XMLAttDef> e(registry, false);
+            while (e.hasMoreElements())
+                attribute(e.nextElement());
+        }
+    }
+    return owned;
+}
+
 std::mutex& creation_mutex() {
     static std::mutex m;
     return m;
@@ -160,8 +300,9 @@ class validator_impl final : public validator {
 public:
     /// 'owned' (from a folder) or 'files' (embedded) supplies the schemas.
     validator_impl(std::vector<std::pair<std::string, std::string>> owned, std::vector<embedded_file> files,
-                   bool base64_by_xerces)
+                   bool base64_by_xerces, bool oid_by_xerces)
         : owned_(std::move(owned)), files_(std::move(files)), base64_by_xerces_(base64_by_xerces),
+          oid_by_xerces_(oid_by_xerces),
           resolver_(&files_), handler_(&content_ns_) {
         for (const auto& [name, content] : owned_)
             files_.push_back({name, content});
@@ -173,6 +314,7 @@ public:
         validating_.reset();
         plain_.reset();
         pool_.reset();
+        oid_types_.clear();  // after the grammars that point to them
     }
 
     /// Loads the grammars; an error names the XSD file, line and column.
@@ -200,6 +342,8 @@ public:
         }
         if (!base64_by_xerces_)
             own_base64_check_ = take_base64_check(*pool_);
+        if (!oid_by_xerces_)
+            oid_types_ = speed_up_oid_checks(*pool_);
         pool_->lockPool();
         auto grammars = pool_->getGrammarEnumerator();
         while (grammars.hasMoreElements()) {
@@ -364,6 +508,8 @@ private:
     std::vector<embedded_file> files_;
     bool base64_by_xerces_ = false;
     bool own_base64_check_ = false;  ///< the grammar left Base64Container's check to the handler
+    bool oid_by_xerces_ = false;
+    std::vector<std::unique_ptr<xc::DatatypeValidator>> oid_types_;  ///< see speed_up_oid_checks
     memory_resolver resolver_;
     xc::SecurityManager security_;
     std::vector<std::u16string> content_ns_;
@@ -421,7 +567,8 @@ result<std::unique_ptr<validator>> make_validator(const schema_source& src) {
                     files.push_back(f);
             }
         }
-        auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files), src.base64_by_xerces);
+        auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files), src.base64_by_xerces,
+                                                  src.oid_by_xerces);
         std::lock_guard lock(creation_mutex());
         if (auto r = v->load(); !r)
             return r.error();
