@@ -233,8 +233,10 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
         if (r.at("figure").as_string() == "machine speed before / after the broker phases") {
             row = true;
             CHECK(r.at("value").as_string() == "0.80 / 1.00");
+            CHECK(r.at("verdict").as_string() == "DRIFTED");  // a fifth slower: beyond 15 %
         }
     CHECK(row);
+    CHECK(doc.at("derived").at("machine_speed_drifted").as_bool());
     // The kernel's parts of the broker's and the load generator's CPU, each after its whole.
     std::vector<std::pair<std::string, std::string>> rows;
     for (const auto& r : doc.at("table").as_array())
@@ -266,4 +268,34 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
     for (const auto& s : doc.at("stages").as_array())
         CHECK(std::string(s.at("name").as_string()).rfind("probe.", 0) != 0);
     CHECK(doc.at("stages").as_array().size() == 3);
+}
+
+TEST_CASE("bench: a run whose machine speed stayed within 15 % of the stage phase's is not drifted", "[bench]") {
+    testing::temp_dir dir;
+    const std::string in = (dir.path() / "results.jsonl").string(), out = (dir.path() / "result.json").string();
+    {
+        std::ofstream f(in);
+        f << R"({"name":"meta","mode":"full","started":"2026-12-07T08:00:00Z","connections":64})" "\n"
+          << R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
+          << R"({"name":"sqlite.update.full.txn256","unit":"msg/s","value":20000,"cpu_us_per_op":20})" "\n"
+          << R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n"
+          << R"({"name":"probe.xerces.before","unit":"msg/s","value":17400,"cpu_us_per_op":57.5})" "\n"
+          << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
+             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200})" "\n"
+          << R"({"name":"probe.xerces.after","unit":"msg/s","value":22800,"cpu_us_per_op":43.9})" "\n";
+    }
+    REQUIRE(bench::report(in, out, 2) == 0);
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    const auto doc = boost::json::parse(ss.str()).as_object();
+    CHECK_FALSE(doc.at("derived").at("machine_speed_drifted").as_bool());
+    bool row = false;
+    for (const auto& r : doc.at("table").as_array())
+        if (r.at("figure").as_string() == "machine speed before / after the broker phases") {
+            row = true;
+            CHECK(r.at("value").as_string() == "0.87 / 1.14");
+            CHECK(r.at("verdict").as_string() == "ok");
+        }
+    CHECK(row);
 }

@@ -113,6 +113,10 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
     const double xerces_rate = get("xerces.sax.validate", "value");
     const double speed_before = get("probe.xerces.before", "value") / xerces_rate;
     const double speed_after = get("probe.xerces.after", "value") / xerces_rate;
+    // More than this far from 1 and the run's ratios compare figures measured at different speeds.
+    constexpr double speed_tolerance = 0.15;
+    auto off = [&](double s) { return !std::isnan(s) && std::fabs(s - 1) > speed_tolerance; };
+    const bool drifted = off(speed_before) || off(speed_after);
 
     // Latency floors: the HTTP hop at 64 connections + a group commit of 256.
     const double floor_p50 = get("http.wrk.t1c64", "lat_p50_us") + get("sqlite.insert.full.txn256", "commit_p50_us");
@@ -288,8 +292,8 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             l.value = fixed(speed_before, 2) + " / " + fixed(speed_after, 2);
             l.limit = "1 / 1";
             l.ratio = "-";
-            l.target = "~1: bound and broker comparable";
-            l.verdict = "";
+            l.target = "0.85-1.15: ratios comparable";
+            l.verdict = drifted ? "DRIFTED" : "ok";
             t.push_back(l);
         }
     }
@@ -353,6 +357,10 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
                "  connections) + one group commit of 256 (p50 with p50, p99 with p99); CPU -> the broker's stage floor\n"
                "  (per thread: the stages it runs: wrk's server side + Xerces, SQLite insert + update, libcurl; the\n"
                "  load generator: wrk; the receiver: nginx).\n";
+        if (drifted)
+            out << "  DRIFTED: the machine ran at a different speed around the broker phases than in the stage phase\n"
+                   "  (the Xerces stage measured again just before and after them), so this run's ratios mix speeds;\n"
+                   "  run it again for a verdict.\n";
     }
     std::cout << out.str();
 
@@ -378,6 +386,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
     d["latency_floor_p99_us"] = jn(floor_p99);
     d["machine_speed_before_broker"] = jn(speed_before);  // Xerces stage rate / the stage phase's
     d["machine_speed_after_broker"] = jn(speed_after);
+    d["machine_speed_drifted"] = drifted;
     doc["derived"] = d;
     json::object b;
     for (auto& [n, o] : rows)
