@@ -237,6 +237,7 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
         }
     CHECK(row);
     CHECK(doc.at("derived").at("machine_speed_drifted").as_bool());
+    CHECK(doc.at("derived").at("bound_after_broker_msg_s").is_null());  // no stages after the broker
     // The kernel's parts of the broker's and the load generator's CPU, each after its whole.
     std::vector<std::pair<std::string, std::string>> rows;
     for (const auto& r : doc.at("table").as_array())
@@ -282,7 +283,10 @@ TEST_CASE("bench: a run whose machine speed stayed within 15 % of the stage phas
           << R"({"name":"probe.xerces.before","unit":"msg/s","value":17400,"cpu_us_per_op":57.5})" "\n"
           << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
              R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200})" "\n"
-          << R"({"name":"probe.xerces.after","unit":"msg/s","value":22800,"cpu_us_per_op":43.9})" "\n";
+          << R"({"name":"probe.xerces.after","unit":"msg/s","value":22800,"cpu_us_per_op":43.9})" "\n"
+          // The stages again after the broker phases (run.sh, full run): the store slower then.
+          << R"({"name":"after.sqlite.insert.full.txn256","unit":"msg/s","value":24000,"cpu_us_per_op":10})" "\n"
+          << R"({"name":"after.sqlite.update.full.txn256","unit":"msg/s","value":16000,"cpu_us_per_op":20})" "\n";
     }
     REQUIRE(bench::report(in, out, 2) == 0);
     std::ifstream f(out);
@@ -298,4 +302,18 @@ TEST_CASE("bench: a run whose machine speed stayed within 15 % of the stage phas
             CHECK(r.at("verdict").as_string() == "ok");
         }
     CHECK(row);
+    // The peak against both bounds: the stage phase's store ceiling 12 000 msg/s, the one measured
+    // after the broker 9 600 msg/s.
+    CHECK(doc.at("derived").at("bound_msg_s").as_double() == Approx(12000));
+    CHECK(doc.at("derived").at("bound_after_broker_msg_s").as_double() == Approx(9600));
+    const auto& table = doc.at("table").as_array();
+    REQUIRE(table.size() >= 2);
+    CHECK(table[0].at("ratio").as_string() == "0.50");
+    CHECK(table[0].at("verdict").as_string() == "MISSED");
+    CHECK(table[1].at("figure").as_string() == "  the same against the stages measured after it");
+    CHECK(table[1].at("limit").as_string() == "9600 msg/s");
+    CHECK(table[1].at("ratio").as_string() == "0.62");
+    CHECK(table[1].at("verdict").as_string() == "ok");
+    // Stage rows of both phases are listed.
+    CHECK(doc.at("stages").as_array().size() == 5);
 }

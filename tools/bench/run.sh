@@ -13,7 +13,8 @@
 #   3. one table with each figure and its ratio to the bound of this run, and the same as JSON;
 #      with the machine's speed just before and just after the broker phases (the Xerces stage
 #      again for a second) against the stage phase's, since the ratios compare figures taken
-#      minutes apart.
+#      minutes apart; a full run then measures every stage again and shows the peak against
+#      that bound too.
 #
 # --quick: one run per stage, shorter phases. --json FILE: where the JSON goes (default
 # build-bench/bench-result.json; the raw lines go next to it as .jsonl). --connections C: concurrent
@@ -76,15 +77,23 @@ printf '{"name":"meta","mode":"%s","started":"%s","host":"%s","cores":%d,"kernel
 say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other engineers' builds on the same cores make every figure noisy)"
 
 # ---- 1. stage limits
-say "stage: SQLite (runs=$RUNS, ${SECS}s each)"
-"$BENCH" stage-sqlite --dir "$work" --runs "$RUNS" --secs "$SECS" | tee -a "$results" | cut -c1-110
-say "stage: Xerces"
-"$BENCH" stage-xml --runs "$RUNS" --secs "$SECS" | tee -a "$results" | cut -c1-110
+# measure_stages PREFIX: every stage, its rows named PREFIX + the stage's name. Run first ("") and,
+# in a full run, again after the broker phases ("after."): the cores of a VM change speed for
+# minutes, and the table then shows the broker's peak against the bound of both.
+measure_stages() {
+  local prefix="$1"
+  local tag=""; [ -n "$prefix" ] && tag=" (again, after the broker phases)"
+  local rows="$work/stages.$$.jsonl"
+  : >"$rows"
+  say "stage: SQLite (runs=$RUNS, ${SECS}s each)$tag"
+  "$BENCH" stage-sqlite --dir "$work" --runs "$RUNS" --secs "$SECS" | tee -a "$rows" | cut -c1-110
+  say "stage: Xerces$tag"
+  "$BENCH" stage-xml --runs "$RUNS" --secs "$SECS" | tee -a "$rows" | cut -c1-110
 
-say "stage: HTTP hop (nginx + wrk) and libcurl multi"
-mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
-nport="$("$BENCH" free-port)"
-cat >"$work/nginx/nginx.conf" <<EOF
+  say "stage: HTTP hop (nginx + wrk) and libcurl multi$tag"
+  mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
+  nport="$("$BENCH" free-port)"
+  cat >"$work/nginx/nginx.conf" <<EOF
 daemon off;
 master_process off;
 worker_processes 1;
@@ -106,25 +115,29 @@ http {
   }
 }
 EOF
-"$BENCH" message --size 4096 >"$work/message.xml"
-cat >"$work/post.lua" <<EOF
+  "$BENCH" message --size 4096 >"$work/message.xml"
+  cat >"$work/post.lua" <<EOF
 local f = io.open("$work/message.xml", "rb")
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/xml"
 EOF
-"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/logs/stderr.log" &
-npid=$!; pids+=("$npid")
-for _ in $(seq 1 200); do
-  curl -s -o /dev/null -X POST --data-binary @"$work/message.xml" "http://127.0.0.1:$nport/" && break
-  sleep 0.05
-done
-"$BENCH" stage-wrk --url "http://127.0.0.1:$nport/" --script "$work/post.lua" --runs "$RUNS" --secs "$HTTP_SECS" \
-  --server-pid "$npid" | tee -a "$results" | cut -c1-110
-"$BENCH" stage-curl --url "http://127.0.0.1:$nport/" --runs "$RUNS" --secs "$SECS" --server-pid "$npid" \
-  | tee -a "$results" | cut -c1-110
-kill "$npid"; wait "$npid" 2>/dev/null || true
+  "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>>"$work/nginx/logs/stderr.log" &
+  npid=$!; pids+=("$npid")
+  for _ in $(seq 1 200); do
+    curl -s -o /dev/null -X POST --data-binary @"$work/message.xml" "http://127.0.0.1:$nport/" && break
+    sleep 0.05
+  done
+  "$BENCH" stage-wrk --url "http://127.0.0.1:$nport/" --script "$work/post.lua" --runs "$RUNS" --secs "$HTTP_SECS" \
+    --server-pid "$npid" | tee -a "$rows" | cut -c1-110
+  "$BENCH" stage-curl --url "http://127.0.0.1:$nport/" --runs "$RUNS" --secs "$SECS" --server-pid "$npid" \
+    | tee -a "$rows" | cut -c1-110
+  kill "$npid"; wait "$npid" 2>/dev/null || true
+  sed "s/\"name\":\"/\"name\":\"$prefix/" "$rows" >>"$results"
+  rm -f "$rows"
+}
+measure_stages ""
 
 # The Xerces stage again for a second, just before the broker starts and just after it stops: the
 # table compares the machine's speed then with the stage phase's (a VM's cores can change speed
@@ -172,6 +185,7 @@ if [ "$have" -lt "$stored" ]; then
 fi
 kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true
 probe after
+if ((!quick)); then measure_stages "after."; fi
 printf '{"name":"meta.end","load_at_end":"%s"}\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results"
 
 # ---- 3. the table
