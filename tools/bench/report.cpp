@@ -330,11 +330,11 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             << str(rows["meta"], "load_at_start")
             << (rows.count("meta.end") ? ", at end " + str(rows["meta.end"], "load_at_end") : std::string()) << "\n";
     out << "\nStage limits of this run (median):\n";
-    out << "  " << std::string(32, '-') << "\n";
+    out << "  " << std::string(38, '-') << "\n";
     for (auto& v : stage_rows) {
         auto& o = v.as_object();
         char b[256];
-        std::snprintf(b, sizeof b, "  %-28s %10.0f %-6s cpu %6.1f us/op", str(o, "name").c_str(), num(o, "value"),
+        std::snprintf(b, sizeof b, "  %-34s %10.0f %-6s cpu %6.1f us/op", str(o, "name").c_str(), num(o, "value"),
                       str(o, "unit").c_str(), num(o, "cpu_us_per_op", 0));
         out << b;
         if (!std::isnan(num(o, "server_cpu_us_per_op")))
