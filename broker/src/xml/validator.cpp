@@ -25,8 +25,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -190,6 +190,11 @@ public:
             original_->validate(content, context, manager);
     }
 
+    /// Runs the original check once, so that the regular-expression engine builds its lazily made
+    /// tables (the \d category is shared by every validator) while creation_mutex() is held:
+    /// the prewarm documents' plain OIDs no longer reach it.
+    void prewarm() { original_->validate(u"1.2", nullptr, xc::XMLPlatformUtils::fgMemoryManager); }
+
 private:
     xc::DatatypeValidator* original_;  ///< owned by its grammar, which outlives this
 };
@@ -218,8 +223,8 @@ bool is_oid_type(const xc::DatatypeValidator& dv, const xc::DatatypeValidator* t
 /// Puts an oid_datatype in place of every OID type (is_oid_type) on the attributes, elements and
 /// simple-content types of the loaded grammars. The replacements are returned: they must outlive
 /// the pool. Types derived further from an OID type keep Xerces' check.
-std::vector<std::unique_ptr<xc::DatatypeValidator>> speed_up_oid_checks(xc::XMLGrammarPool& pool) {
-    std::vector<std::unique_ptr<xc::DatatypeValidator>> owned;
+std::vector<std::unique_ptr<oid_datatype>> speed_up_oid_checks(xc::XMLGrammarPool& pool) {
+    std::vector<std::unique_ptr<oid_datatype>> owned;
     auto* builtin = xc::DatatypeValidatorFactory::getBuiltInRegistry();
     const xc::DatatypeValidator* token = builtin ? builtin->get(xc::SchemaSymbols::fgDT_TOKEN) : nullptr;
     if (!token)
@@ -362,6 +367,8 @@ public:
     void prewarm() {
         for (std::string_view d : prewarm_docs)
             (void)check(d, true);
+        for (auto& t : oid_types_)
+            t->prewarm();
     }
 
     validation_result validate(std::string_view document, std::string_view) override { return check(document, true); }
@@ -509,7 +516,7 @@ private:
     bool base64_by_xerces_ = false;
     bool own_base64_check_ = false;  ///< the grammar left Base64Container's check to the handler
     bool oid_by_xerces_ = false;
-    std::vector<std::unique_ptr<xc::DatatypeValidator>> oid_types_;  ///< see speed_up_oid_checks
+    std::vector<std::unique_ptr<oid_datatype>> oid_types_;  ///< see speed_up_oid_checks
     memory_resolver resolver_;
     xc::SecurityManager security_;
     std::vector<std::u16string> content_ns_;
