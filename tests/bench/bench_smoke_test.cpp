@@ -36,6 +36,24 @@ std::unique_ptr<testing::broker_env> broker_for(const bench::receiver& r) {
     return std::make_unique<testing::broker_env>([url](const std::string&) { return testing::test_rules(url); });
 }
 
+/// The stage rows the report tests share: a store ceiling of 12 000 msg/s, Xerces at 20 000/s.
+constexpr const char* stage_rows =
+    R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
+    R"({"name":"sqlite.update.full.txn256","unit":"msg/s","value":20000,"cpu_us_per_op":20})" "\n"
+    R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n";
+
+/// The report's JSON for a results file of 'lines' (as run.sh writes it).
+boost::json::object report_of(const std::string& lines) {
+    testing::temp_dir dir;
+    const std::string in = (dir.path() / "results.jsonl").string(), out = (dir.path() / "result.json").string();
+    std::ofstream(in) << lines;
+    REQUIRE(bench::report(in, out, 2) == 0);
+    std::ifstream f(out);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return boost::json::parse(ss.str()).as_object();
+}
+
 } // namespace
 
 TEST_CASE("bench: the message is 4 KB, valid, and its MsgId carries run and send time", "[bench]") {
@@ -206,26 +224,15 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
           "[bench]") {
     // A results file as run.sh writes it, with the Xerces stage measured again just before the
     // broker phases (a fifth slower) and just after them (as fast as in the stage phase).
-    testing::temp_dir dir;
-    const std::string in = (dir.path() / "results.jsonl").string(), out = (dir.path() / "result.json").string();
-    {
-        std::ofstream f(in);
-        f << R"({"name":"meta","mode":"full","started":"2026-12-06T18:00:00Z","connections":64})" "\n"
-          << R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
-          << R"({"name":"sqlite.update.full.txn256","unit":"msg/s","value":20000,"cpu_us_per_op":20})" "\n"
-          << R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n"
-          << R"({"name":"probe.xerces.before","unit":"msg/s","value":16000,"cpu_us_per_op":62.5})" "\n"
-          << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
-             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200,)"
-             R"("watched_kernel_cpu_us_per_msg":43.3,"client_cpu_us_per_msg":12,)"
-             R"("client_kernel_cpu_us_per_msg":9.5,"machine_idle_cores":0.14,"machine_iowait_cores":0.08})" "\n"
-          << R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n";
-    }
-    REQUIRE(bench::report(in, out, 2) == 0);
-    std::ifstream f(out);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const auto doc = boost::json::parse(ss.str()).as_object();
+    const auto doc = report_of(
+        std::string(R"({"name":"meta","mode":"full","started":"2026-12-06T18:00:00Z","connections":64})" "\n") +
+        stage_rows +
+        R"({"name":"probe.xerces.before","unit":"msg/s","value":16000,"cpu_us_per_op":62.5})" "\n"
+        R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
+        R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200,)"
+        R"("watched_kernel_cpu_us_per_msg":43.3,"client_cpu_us_per_msg":12,)"
+        R"("client_kernel_cpu_us_per_msg":9.5,"machine_idle_cores":0.14,"machine_iowait_cores":0.08})" "\n"
+        R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n");
     CHECK(doc.at("derived").at("machine_speed_before_broker").as_double() == Approx(0.8));
     CHECK(doc.at("derived").at("machine_speed_after_broker").as_double() == Approx(1.0));
     bool row = false;
@@ -272,27 +279,16 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
 }
 
 TEST_CASE("bench: a run whose machine speed stayed within 15 % of the stage phase's is not drifted", "[bench]") {
-    testing::temp_dir dir;
-    const std::string in = (dir.path() / "results.jsonl").string(), out = (dir.path() / "result.json").string();
-    {
-        std::ofstream f(in);
-        f << R"({"name":"meta","mode":"full","started":"2026-12-07T08:00:00Z","connections":64})" "\n"
-          << R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
-          << R"({"name":"sqlite.update.full.txn256","unit":"msg/s","value":20000,"cpu_us_per_op":20})" "\n"
-          << R"({"name":"xerces.sax.validate","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n"
-          << R"({"name":"probe.xerces.before","unit":"msg/s","value":17400,"cpu_us_per_op":57.5})" "\n"
-          << R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
-             R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200})" "\n"
-          << R"({"name":"probe.xerces.after","unit":"msg/s","value":22800,"cpu_us_per_op":43.9})" "\n"
-          // The stages again after the broker phases (run.sh, full run): the store slower then.
-          << R"({"name":"after.sqlite.insert.full.txn256","unit":"msg/s","value":24000,"cpu_us_per_op":10})" "\n"
-          << R"({"name":"after.sqlite.update.full.txn256","unit":"msg/s","value":16000,"cpu_us_per_op":20})" "\n";
-    }
-    REQUIRE(bench::report(in, out, 2) == 0);
-    std::ifstream f(out);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    const auto doc = boost::json::parse(ss.str()).as_object();
+    const auto doc = report_of(
+        std::string(R"({"name":"meta","mode":"full","started":"2026-12-07T08:00:00Z","connections":64})" "\n") +
+        stage_rows +
+        R"({"name":"probe.xerces.before","unit":"msg/s","value":17400,"cpu_us_per_op":57.5})" "\n"
+        R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
+        R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200})" "\n"
+        R"({"name":"probe.xerces.after","unit":"msg/s","value":22800,"cpu_us_per_op":43.9})" "\n"
+        // The stages again after the broker phases (run.sh, full run): the store slower then.
+        R"({"name":"after.sqlite.insert.full.txn256","unit":"msg/s","value":24000,"cpu_us_per_op":10})" "\n"
+        R"({"name":"after.sqlite.update.full.txn256","unit":"msg/s","value":16000,"cpu_us_per_op":20})" "\n");
     CHECK_FALSE(doc.at("derived").at("machine_speed_drifted").as_bool());
     bool row = false;
     for (const auto& r : doc.at("table").as_array())

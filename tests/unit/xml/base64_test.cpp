@@ -32,24 +32,15 @@ std::string with_attachment(const std::string& text) {
 }
 
 broker::xml::validator& by_xerces() {
-    static auto v = [] {
+    static const auto v = [] {
         broker::xml::schema_source s;
         s.base64_by_xerces = true;
-        auto r = broker::xml::make_validator(s);
-        REQUIRE(r);
-        return std::move(*r);
+        return xmltest::validator_with(s);
     }();
     return *v;
 }
 
-broker::xml::validator& ours() {
-    static auto v = [] {
-        auto r = broker::xml::make_validator();
-        REQUIRE(r);
-        return std::move(*r);
-    }();
-    return *v;
-}
+broker::xml::validator& ours() { return xmltest::v(); }
 
 /// Both validators on one Base64Container text: same verdict, and when invalid, the first
 /// diagnostic at the same line and column.

@@ -50,24 +50,15 @@ std::string document(place p, const std::string& value) {
 }
 
 broker::xml::validator& by_xerces() {
-    static auto v = [] {
+    static const auto v = [] {
         broker::xml::schema_source s;
         s.oid_by_xerces = true;
-        auto r = broker::xml::make_validator(s);
-        REQUIRE(r);
-        return std::move(*r);
+        return xmltest::validator_with(s);
     }();
     return *v;
 }
 
-broker::xml::validator& ours() {
-    static auto v = [] {
-        auto r = broker::xml::make_validator();
-        REQUIRE(r);
-        return std::move(*r);
-    }();
-    return *v;
-}
+broker::xml::validator& ours() { return xmltest::v(); }
 
 /// Both validators on one value in one place: same verdict, same diagnostics (text and position).
 /// Returns whether it was valid.

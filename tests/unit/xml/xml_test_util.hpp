@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -52,5 +54,14 @@ inline std::map<std::string, bool> recorded_verdicts() {
 inline std::string sample(const std::string& rel) { return testing::read_file(testing::interop_dir() / rel); }
 
 inline broker::xml::validator& v() { return broker::xml::thread_validator(); }
+
+/// A validator made from 's' (tests that compare the validator's own checks with Xerces' keep one
+/// in a static); throws, failing the test, when the schemas do not load.
+inline std::unique_ptr<broker::xml::validator> validator_with(const broker::xml::schema_source& s) {
+    auto r = broker::xml::make_validator(s);
+    if (!r)
+        throw std::runtime_error("the schemas do not load: " + r.error().where());
+    return std::move(*r);
+}
 
 } // namespace xmltest
