@@ -22,6 +22,9 @@ TEST_CASE("times for filters: ISO 8601, relative, epoch ms", "[unit][admin]") {
     CHECK(*ops::parse_time("1763800000000", now) == 1763800000000);
     for (auto bad : {"", "yesterday", "-5w", "2026-13-01", "2026-11-22T25:00", "2026-11-22X"})
         CHECK_FALSE(ops::parse_time(bad, now));
+    auto why = ops::parse_time("yesterday", now);
+    REQUIRE_FALSE(why);
+    CHECK(why.error().message == "'yesterday' is not a time: use 2026-11-22, 2026-11-22T01:00:00Z, -2h, -30m or -7d");
     CHECK(ops::iso_time(1795309200133) == "2026-11-22T01:00:00.133Z");
 }
 
