@@ -23,6 +23,9 @@ inline std::string to_utf8(const XMLCh* s) {
 /// Same, without XML white space (space, tab, CR, LF) at either end.
 void assign_utf8_trimmed(std::string& out, const XMLCh* s, std::size_t n);
 
+/// The namespace of Base64Container (attachments; ns::base64container), as the parser gives it.
+inline constexpr std::u16string_view base64container_ns = u"http://www.kith.no/xmlstds/base64container";
+
 /// Compare a NUL-terminated XMLCh string with a UTF-16 literal.
 inline bool eq(const XMLCh* a, std::u16string_view b) noexcept {
     if (!a)

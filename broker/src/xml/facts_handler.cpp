@@ -14,7 +14,6 @@ namespace xc = XERCES_CPP_NAMESPACE;
 namespace {
 
 constexpr std::u16string_view u_msghead = u"http://www.kith.no/xmlstds/msghead/2006-05-24";
-constexpr std::u16string_view u_base64container = u"http://www.kith.no/xmlstds/base64container";
 constexpr std::u16string_view u_apprec10 = u"http://www.kith.no/xmlstds/apprec/2004-11-21";
 constexpr std::u16string_view u_apprec11 = u"http://www.kith.no/xmlstds/apprec/2012-02-15";
 
@@ -304,7 +303,7 @@ void facts_handler::startElement(const XMLCh* uri, const XMLCh* localname, const
 
     tag t = (fam_ != family::none && in_root_ns(uri)) ? classify(localname) : tag::other;
     stack_.push_back(t);
-    if (check_base64_ && base64_depth_ == 0 && eq(localname, u"Base64Container") && eq(uri, u_base64container)) {
+    if (check_base64_ && base64_depth_ == 0 && eq(localname, u"Base64Container") && eq(uri, base64container_ns)) {
         base64_depth_ = stack_.size();
         base64_.reset();
     }

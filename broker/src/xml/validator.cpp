@@ -120,6 +120,18 @@ constexpr std::string_view prewarm_docs[] = {
     R"(<AppRec xmlns="http://www.kith.no/xmlstds/apprec/2012-02-15"><MsgType V="APPREC"/><MIGversion>v1.1 2012-02-15</MIGversion><GenDate>2024-01-01T00:00:00</GenDate><Id>p</Id><Sender><HCP><Inst><Id>1</Id></Inst></HCP></Sender><Receiver><HCP><Inst><Id>2</Id></Inst></HCP></Receiver><Status V="2"/><Error V="T02" S="2.16.578.1.12.4.1.1.8221"/><OriginalMsgId><MsgType V="T"/><IssueDate>2024-01-01T00:00:00</IssueDate><Id>q</Id></OriginalMsgId></AppRec>)",
 };
 
+/// The schema grammars of 'pool'.
+std::vector<xc::SchemaGrammar*> schema_grammars(xc::XMLGrammarPool& pool) {
+    std::vector<xc::SchemaGrammar*> out;
+    auto grammars = pool.getGrammarEnumerator();
+    while (grammars.hasMoreElements()) {
+        xc::Grammar& g = grammars.nextElement();
+        if (g.getGrammarType() == xc::Grammar::SchemaGrammarType)
+            out.push_back(static_cast<xc::SchemaGrammar*>(&g));
+    }
+    return out;
+}
+
 /// Takes the xs:base64Binary check of {base64container}Base64Container out of the loaded grammar:
 /// its content is then typed xs:string (white space kept, nothing checked), and the fact handler
 /// checks the text itself (base64_check.hpp). Returns false, changing nothing, unless the element
@@ -130,13 +142,10 @@ bool take_base64_check(xc::XMLGrammarPool& pool) {
     xc::DatatypeValidator* str = registry ? registry->get(xc::SchemaSymbols::fgDT_STRING) : nullptr;
     if (!b64 || !str)
         return false;
-    auto grammars = pool.getGrammarEnumerator();
-    while (grammars.hasMoreElements()) {
-        xc::Grammar& g = grammars.nextElement();
-        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType ||
-            !detail::eq(g.getTargetNamespace(), u"http://www.kith.no/xmlstds/base64container"))
+    for (xc::SchemaGrammar* g : schema_grammars(pool)) {
+        if (!detail::eq(g->getTargetNamespace(), detail::base64container_ns))
             continue;
-        auto elements = static_cast<xc::SchemaGrammar&>(g).getElemEnumerator();
+        auto elements = g->getElemEnumerator();
         while (elements.hasMoreElements()) {
             xc::SchemaElementDecl& d = elements.nextElement();
             if (!detail::eq(d.getBaseName(), u"Base64Container"))
@@ -190,11 +199,6 @@ public:
             original_->validate(content, context, manager);
     }
 
-    /// Runs the original check once, so that the regular-expression engine builds its lazily made
-    /// tables (the \d category is shared by every validator) while creation_mutex() is held:
-    /// the prewarm documents' plain OIDs no longer reach it.
-    void prewarm() { original_->validate(u"1.2", nullptr, xc::XMLPlatformUtils::fgMemoryManager); }
-
 private:
     xc::DatatypeValidator* original_;  ///< owned by its grammar, which outlives this
 };
@@ -230,12 +234,9 @@ std::vector<std::unique_ptr<oid_datatype>> speed_up_oid_checks(xc::XMLGrammarPoo
     if (!token)
         return owned;
     std::map<const xc::DatatypeValidator*, xc::DatatypeValidator*> fast;
-    auto grammars = pool.getGrammarEnumerator();
-    while (grammars.hasMoreElements()) {
-        xc::Grammar& g = grammars.nextElement();
-        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType)
-            continue;
-        auto* types = static_cast<xc::SchemaGrammar&>(g).getDatatypeRegistry()->getUserDefinedRegistry();
+    const std::vector<xc::SchemaGrammar*> grammars = schema_grammars(pool);
+    for (xc::SchemaGrammar* g : grammars) {
+        auto* types = g->getDatatypeRegistry()->getUserDefinedRegistry();
         if (!types)
             continue;
         xc::RefHashTableOfEnumerator<xc::DatatypeValidator> e(types, false);
@@ -269,25 +270,20 @@ std::vector<std::unique_ptr<oid_datatype>> speed_up_oid_checks(xc::XMLGrammarPoo
         for (XMLSize_t i = 0; i < list.getAttDefCount(); ++i)
             attribute(list.getAttDef(i));
     };
-    auto again = pool.getGrammarEnumerator();
-    while (again.hasMoreElements()) {
-        xc::Grammar& g = again.nextElement();
-        if (g.getGrammarType() != xc::Grammar::SchemaGrammarType)
-            continue;
-        auto& sg = static_cast<xc::SchemaGrammar&>(g);
-        auto elements = sg.getElemEnumerator();
+    for (xc::SchemaGrammar* g : grammars) {
+        auto elements = g->getElemEnumerator();
         while (elements.hasMoreElements()) {
             xc::SchemaElementDecl& d = elements.nextElement();
             if (auto* f = swap(d.getDatatypeValidator()))
                 d.setDatatypeValidator(f);
             complex(d.getComplexTypeInfo());
         }
-        if (auto* registry = sg.getComplexTypeRegistry()) {
+        if (auto* registry = g->getComplexTypeRegistry()) {
             xc::RefHashTableOfEnumerator<xc::ComplexTypeInfo> e(registry, false);
             while (e.hasMoreElements())
                 complex(&e.nextElement());
         }
-        if (auto* registry = sg.getAttributeDeclRegistry()) {
+        if (auto* registry = g->getAttributeDeclRegistry()) {
             xc::RefHashTableOfEnumerator<xc::XMLAttDef> e(registry, false);
             while (e.hasMoreElements())
                 attribute(e.nextElement());
@@ -367,8 +363,6 @@ public:
     void prewarm() {
         for (std::string_view d : prewarm_docs)
             (void)check(d, true);
-        for (auto& t : oid_types_)
-            t->prewarm();
     }
 
     validation_result validate(std::string_view document, std::string_view) override { return check(document, true); }
