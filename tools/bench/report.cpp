@@ -120,13 +120,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
     const bound_figures first = bound_of("");
     const bound_figures after = bound_of("after.");
     const bool have_after = !std::isnan(after.bound);
-    const double http_in_server = first.http_in_server, load_gen = first.load_gen, validate = first.validate,
-                 insert = first.insert, update = first.update, http_out = first.http_out, vendor = first.vendor;
-    const double broker_floor = first.broker_floor, box_floor = first.box_floor;
-    const double cpu_bound_broker = first.cpu_bound_broker, cpu_bound_box = first.cpu_bound_box;
-    const double store_ceiling = first.store_ceiling, store_ceiling_txn1 = first.store_ceiling_txn1;
     const double bound = first.bound;
-    const char* binds = first.binds;
 
     // The machine's speed around the broker phases against the stage phase (run.sh runs the Xerces
     // stage again for a second just before the broker starts and just after it stops): a VM's
@@ -216,7 +210,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             add("accepted msg/s while filling the store to " + fixed(get("broker.fill", "accepted"), 0) +
                     " more",
                 get("broker.fill", "accepted_per_s"), 0, "msg/s", bound, 0, "", -1);
-        add("broker CPU per message (accept + deliver)", broker_cpu, 1, "us", broker_floor, 1, "", -1);
+        add("broker CPU per message (accept + deliver)", broker_cpu, 1, "us", first.broker_floor, 1, "", -1);
         // The same by thread, each against the stages it runs (README, "Design": threads).
         if (auto* th = rows["broker.peak"].if_contains("watched_threads_cpu_us_per_msg"); th && th->is_object()) {
             const json::object& o = th->as_object();
@@ -226,9 +220,9 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
                 double floor;
             };
             const part parts[] = {
-                {"edb-io", "  of it: I/O threads (HTTP in, validation, intake)", http_in_server + validate},
-                {"edb-store", "  of it: store writer (insert, update, commit)", insert + update},
-                {"edb-http-push", "  of it: http-push thread (HTTP out)", http_out},
+                {"edb-io", "  of it: I/O threads (HTTP in, validation, intake)", first.http_in_server + first.validate},
+                {"edb-store", "  of it: store writer (insert, update, commit)", first.insert + first.update},
+                {"edb-http-push", "  of it: http-push thread (HTTP out)", first.http_out},
                 {"edb-checkpoint", "  of it: WAL checkpointer", NAN},
             };
             double named = 0;
@@ -251,11 +245,11 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
                 add(figure, k, 1, "us", NAN, 1, "", -1);
         };
         kernel_part("watched_kernel_cpu_us_per_msg", "  of it: in the kernel (all the broker's threads)");
-        add("load generator CPU per request", get("broker.peak", "client_cpu_us_per_msg"), 1, "us", load_gen, 1, "",
+        add("load generator CPU per request", get("broker.peak", "client_cpu_us_per_msg"), 1, "us", first.load_gen, 1, "",
             -1);
         kernel_part("client_kernel_cpu_us_per_msg", "  of it: in the kernel");
         if (!std::isnan(get("broker.peak", "receiver_cpu_us_per_msg"))) {
-            add("receiver (vendor) CPU per request", get("broker.peak", "receiver_cpu_us_per_msg"), 1, "us", vendor, 1,
+            add("receiver (vendor) CPU per request", get("broker.peak", "receiver_cpu_us_per_msg"), 1, "us", first.vendor, 1,
                 "", -1);
             kernel_part("receiver_kernel_cpu_us_per_msg", "  of it: in the kernel");
         }
@@ -347,15 +341,15 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
         out << "  (spread " << fixed(num(o, "spread", 0) * 100, 1) << "%)\n";
     }
     out << "\nEnd-to-end bound (" << cores << " cores):\n"
-        << "  broker's own CPU per message  " << fixed(broker_floor, 1) << " us  (http in " << fixed(http_in_server, 1)
-        << " + validate " << fixed(validate, 1) << " + insert " << fixed(insert, 1) << " + http out "
-        << fixed(http_out, 1) << " + update " << fixed(update, 1) << ")  -> " << fixed(cpu_bound_broker, 0)
+        << "  broker's own CPU per message  " << fixed(first.broker_floor, 1) << " us  (http in " << fixed(first.http_in_server, 1)
+        << " + validate " << fixed(first.validate, 1) << " + insert " << fixed(first.insert, 1) << " + http out "
+        << fixed(first.http_out, 1) << " + update " << fixed(first.update, 1) << ")  -> " << fixed(first.cpu_bound_broker, 0)
         << " msg/s\n"
-        << "  everything on this box        " << fixed(box_floor, 1) << " us  (+ load generator " << fixed(load_gen, 1)
-        << " + vendor " << fixed(vendor, 1) << ")  -> " << fixed(cpu_bound_box, 0) << " msg/s\n"
-        << "  store ceiling (1 writer)      " << fixed(store_ceiling, 0) << " msg/s with group commit 256, "
-        << fixed(store_ceiling_txn1, 0) << " msg/s without\n"
-        << "  bound                         " << fixed(bound, 0) << " msg/s, bound by " << binds << "\n";
+        << "  everything on this box        " << fixed(first.box_floor, 1) << " us  (+ load generator " << fixed(first.load_gen, 1)
+        << " + vendor " << fixed(first.vendor, 1) << ")  -> " << fixed(first.cpu_bound_box, 0) << " msg/s\n"
+        << "  store ceiling (1 writer)      " << fixed(first.store_ceiling, 0) << " msg/s with group commit 256, "
+        << fixed(first.store_ceiling_txn1, 0) << " msg/s without\n"
+        << "  bound                         " << fixed(bound, 0) << " msg/s, bound by " << first.binds << "\n";
     if (have_after)
         out << "  the stages again after the broker phases: CPU " << fixed(after.box_floor, 1) << " us -> "
             << fixed(after.cpu_bound_box, 0) << " msg/s, store " << fixed(after.store_ceiling, 0) << " msg/s; bound "
@@ -403,14 +397,14 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
     auto jn = [](double v) { return std::isnan(v) || std::isinf(v) ? json::value(nullptr) : json::value(v); };
     json::object d;
     d["cores"] = cores;
-    d["broker_cpu_us_per_msg_floor"] = jn(broker_floor);
-    d["box_cpu_us_per_msg_floor"] = jn(box_floor);
-    d["cpu_bound_broker_msg_s"] = jn(cpu_bound_broker);
-    d["cpu_bound_box_msg_s"] = jn(cpu_bound_box);
-    d["store_ceiling_msg_s"] = jn(store_ceiling);
-    d["store_ceiling_txn1_msg_s"] = jn(store_ceiling_txn1);
+    d["broker_cpu_us_per_msg_floor"] = jn(first.broker_floor);
+    d["box_cpu_us_per_msg_floor"] = jn(first.box_floor);
+    d["cpu_bound_broker_msg_s"] = jn(first.cpu_bound_broker);
+    d["cpu_bound_box_msg_s"] = jn(first.cpu_bound_box);
+    d["store_ceiling_msg_s"] = jn(first.store_ceiling);
+    d["store_ceiling_txn1_msg_s"] = jn(first.store_ceiling_txn1);
     d["bound_msg_s"] = jn(bound);
-    d["bound_by"] = binds;
+    d["bound_by"] = first.binds;
     d["bound_after_broker_msg_s"] = jn(after.bound);  // NaN (null) unless the stages ran again after it
     d["box_cpu_us_per_msg_floor_after_broker"] = jn(after.box_floor);
     d["store_ceiling_after_broker_msg_s"] = jn(after.store_ceiling);
