@@ -144,7 +144,7 @@ std::size_t sqlite_store::queue_depth() const {
     return queue_.size();
 }
 
-writer_stats sqlite_store::stats() const {
+writer_stats sqlite_store::writer_counters() const {
     writer_stats s;
     s.ops = ops_.load(std::memory_order_relaxed);
     s.commits = commits_.load(std::memory_order_relaxed);

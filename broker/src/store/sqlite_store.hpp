@@ -91,8 +91,7 @@ public:
     void close() override;
     int schema_version() const override { return version_; }
 
-    writer_stats stats() const;
-    writer_stats writer_counters() const override { return stats(); }
+    writer_stats writer_counters() const override;
 
     /// Test hook for fault injection: called on the writer thread before the transaction-control
     /// steps "begin" and "commit"; a non-zero SQLite result code it returns is taken as that step's

@@ -6,7 +6,7 @@
 
 #include "broker/log.hpp"
 #include "broker/store.hpp"
-// The concrete store, for stats() and the fault hook (tests reach into the private header).
+// The concrete store, for the fault hook (tests reach into the private header).
 #include "../../../broker/src/store/sqlite_store.hpp"
 
 #include "raw_sql.hpp"

@@ -258,7 +258,7 @@ TEST_CASE("group commit from 4 threads: every done once, all rows, fewer commits
     auto n = s->thread_reader().count_messages();
     REQUIRE(n);
     CHECK(*n == total);
-    auto st = concrete(*s).stats();
+    auto st = s->writer_counters();
     INFO("group commit: " << st.ops << " ops in " << st.commits << " commits, largest batch " << st.largest_batch);
     CHECK(st.ops == static_cast<std::uint64_t>(total));
     CHECK(st.commits < static_cast<std::uint64_t>(total));
@@ -333,7 +333,7 @@ TEST_CASE("de-duplication on (sender HER-id, MsgId) within a batch and across ba
         REQUIRE(log.results.size() == 2);
         CHECK(log.results[0]);
         CHECK(log.results[1]);
-        CHECK(concrete(*s).stats().largest_batch >= 2);  // both ran in one transaction
+        CHECK(s->writer_counters().largest_batch >= 2);  // both ran in one transaction
         CHECK_FALSE(o1.duplicate);
         CHECK(o2.duplicate);
         CHECK(o2.id == "first");
@@ -624,7 +624,7 @@ TEST_CASE("an I/O error puts the store in a sticky failed state", "[unit][store]
     auto refused = s->submit([](auto&) -> result<void> { return {}; }, {});
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == "store.failed");
-    CHECK(concrete(*s).stats().failed_batches == 1);
+    CHECK(s->writer_counters().failed_batches == 1);
     // Readers still work.
     CHECK(get_row(*s, "before").id == "before");
     s->close();
