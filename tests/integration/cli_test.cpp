@@ -147,6 +147,8 @@ TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[
     close(c.out);
     close(c.err);
     CHECK(std::filesystem::exists(dir.path() / "data" / "edibroker.db"));
+    // The body went to the body log beside it (body-log = on by default).
+    CHECK(std::filesystem::file_size(dir.path() / "data" / "edibroker.db-bodies" / "00000001.seg") > doc.size());
 }
 
 TEST_CASE("edibroker serve refuses a broken rules file with file:line:col", "[integration][cli]") {
@@ -166,6 +168,10 @@ TEST_CASE("edibroker serve refuses a bad config file with file:line:col", "[inte
     auto r = run({broker_binary().string(), "serve", "--config", (dir.path() / "edibroker.conf").string()});
     CHECK(r.code == 1);
     CHECK(r.err.find("edibroker.conf:3:1: 'threads' needs a whole number") != std::string::npos);
+    write_file(dir.path() / "edibroker.conf", "listen = 127.0.0.1:0\nbody-log = yes\n");
+    r = run({broker_binary().string(), "serve", "--config", (dir.path() / "edibroker.conf").string()});
+    CHECK(r.code == 1);
+    CHECK(r.err.find("edibroker.conf:2:1: 'body-log' must be on or off, got 'yes'") != std::string::npos);
 }
 
 TEST_CASE("the example config file in config/ loads and names the demo", "[integration][cli]") {
@@ -174,6 +180,7 @@ TEST_CASE("the example config file in config/ loads and names the demo", "[integ
     REQUIRE(c.has_value());
     CHECK(c->listen == "127.0.0.1:8080");
     CHECK(c->synchronous == "FULL");
+    CHECK(c->body_log);
     CHECK(std::filesystem::equivalent(c->rules_dir, source_dir() / "routing-rules"));
     CHECK(std::filesystem::equivalent(c->registry_file, source_dir() / "config/registry.xml"));
 }

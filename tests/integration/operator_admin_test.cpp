@@ -209,6 +209,7 @@ TEST_CASE("admin API: dead letters, resend after the endpoint is fixed, metrics"
     CHECK(counter("edibroker_store_largest_batch") >= 1);
     CHECK(counter("edibroker_store_largest_batch") <= ops);
     has("edibroker_registry_parties 7\n");
+    CHECK(counter("edibroker_store_body_log_bytes") > 0);  // the three bodies are in the body log
 
     auto s = admin.get("/admin/store");
     REQUIRE(s.status == 200);
@@ -216,6 +217,7 @@ TEST_CASE("admin API: dead letters, resend after the endpoint is fixed, metrics"
     CHECK(so.at("messages").as_int64() == 3);
     CHECK(so.at("schemaVersion").as_int64() >= 2);  // features add migrations (issue 6: 3, 4)
     CHECK(so.at("sizeBytes").as_int64() > 0);
+    CHECK(so.at("bodyLogBytes").as_int64() == counter("edibroker_store_body_log_bytes"));
     CHECK_FALSE(str(so, "oldestReceivedAt").empty());
 }
 

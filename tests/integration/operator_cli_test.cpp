@@ -396,6 +396,8 @@ TEST_CASE("messages list, show, dead and resend, store stats and prune, against 
     CHECK(stats.out.find("(schema ") != std::string::npos);  // the version grows with feature migrations
     auto sj = boost::json::parse(run(with({"store", "stats", "--json"})).out).as_object();
     CHECK(sj.at("messages").as_int64() == 2);
+    CHECK(sj.at("bodyLogBytes").as_int64() > 0);
+    CHECK(stats.out.find("body log        ") != std::string::npos);
 
     CHECK(run(with({"store", "prune"})).out == "pruned 0 messages\n");  // retention-days = 0: keep all
     auto pr = run(with({"store", "prune", "--set", "retention-days=1"}));
@@ -407,6 +409,8 @@ TEST_CASE("messages list, show, dead and resend, store stats and prune, against 
     CHECK(pr2.out == "pruned 2 messages\n");
     CHECK(run(with({"messages", "list"})).out.find("0 messages") != std::string::npos);
     CHECK(run(with({"store", "stats"})).out.find("messages        0") != std::string::npos);
+    // No message names a body any more: the prune's sweep deleted the body log's segments.
+    CHECK(boost::json::parse(run(with({"store", "stats", "--json"})).out).at("bodyLogBytes").as_int64() == 0);
 }
 
 TEST_CASE("serve: SIGHUP reloads the rules and the registry; a broken file is refused and the old one stays",

@@ -23,6 +23,7 @@ struct config {
     std::string synchronous = "FULL";        ///< synchronous: SQLite durability (FULL | NORMAL)
     int group_commit_max = 256;              ///< group-commit-max: most messages per transaction
     int group_commit_interval_us = 2000;     ///< group-commit-interval-us: commit pacing under load (0: off)
+    bool body_log = true;                    ///< body-log: new bodies in segment files beside the database (on | off)
     std::size_t store_queue_limit = 20000;   ///< store-queue-limit: writer queue bound (beyond: 503)
     std::size_t max_body_bytes = 64u << 20;  ///< max-body-bytes: request body cap
     int http_timeout_ms = 30000;             ///< http-timeout-ms: read/write timeout per request

@@ -145,6 +145,7 @@ struct message_filter {
 struct store_stats {
     std::int64_t messages = 0;        ///< rows in messages
     std::int64_t size_bytes = 0;      ///< database pages in use × page size
+    std::int64_t body_log_bytes = 0;  ///< the body log's segment files
     millis oldest_received_at = 0;    ///< the oldest message's receipt time; 0 when empty
 };
 
@@ -280,6 +281,11 @@ struct options {
     /// the WAL restarts; past 4 x wal_restart_pages it does so whether the checkpointer is busy or not.
     int checkpoint_pages = 1000;
     int wal_restart_pages = 4000;
+    /// Bodies of new messages in the body log, segment files in "<path>-bodies" (schema 8;
+    /// store/body_log.hpp), instead of in the database. Bodies already stored stay where they are
+    /// and are read either way.
+    bool body_log = true;
+    std::int64_t body_segment_bytes = 64LL << 20;  ///< a body log segment closes past this size
 };
 
 /// The writer's counters since the store opened (metrics: operations per commit is how well group

@@ -157,6 +157,8 @@ std::string metrics::render(store::store& st, std::size_t parties, std::size_t r
     if (auto s = rd.stats(); s) {
         head(o, "edibroker_store_size_bytes", "gauge", "Size of the SQLite database (pages in use).");
         o << "edibroker_store_size_bytes " << s->size_bytes << '\n';
+        head(o, "edibroker_store_body_log_bytes", "gauge", "Size of the body log's segment files.");
+        o << "edibroker_store_body_log_bytes " << s->body_log_bytes << '\n';
         head(o, "edibroker_store_messages", "gauge", "Messages in the store.");
         o << "edibroker_store_messages " << s->messages << '\n';
         head(o, "edibroker_store_oldest_message_age_seconds", "gauge", "Age of the oldest stored message.");

@@ -530,6 +530,7 @@ result<json::object> store_json(store::store& st) {
     json::object o;
     o["messages"] = s->messages;
     o["sizeBytes"] = s->size_bytes;
+    o["bodyLogBytes"] = s->body_log_bytes;
     if (s->oldest_received_at) {
         o["oldestReceivedAt"] = iso_time(s->oldest_received_at);
         o["oldestAgeSeconds"] = (store::now_ms() - s->oldest_received_at) / 1000;

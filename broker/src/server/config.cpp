@@ -63,6 +63,12 @@ result<void> set_config_value(config& c, const std::string& key, const std::stri
     }
     if (key == "group-commit-max") return parse_number(key, v, c.group_commit_max, 1, 10000);
     if (key == "group-commit-interval-us") return parse_number(key, v, c.group_commit_interval_us, 0, 1000000);
+    if (key == "body-log") {
+        if (v != "on" && v != "off")
+            return error{"config.invalid", "'body-log' must be on or off, got '" + v + "'"};
+        c.body_log = v == "on";
+        return {};
+    }
     if (key == "store-queue-limit") return parse_number<std::size_t>(key, v, c.store_queue_limit, 1, 10000000);
     if (key == "max-body-bytes") return parse_number<std::size_t>(key, v, c.max_body_bytes, 1024, std::size_t(1) << 31);
     if (key == "http-timeout-ms") return parse_number(key, v, c.http_timeout_ms, 100, 3600000);

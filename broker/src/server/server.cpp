@@ -81,6 +81,7 @@ public:
         so.synchronous = cfg_.synchronous;
         so.max_batch = cfg_.group_commit_max;
         so.commit_interval_us = cfg_.group_commit_interval_us;
+        so.body_log = cfg_.body_log;
         so.queue_limit = cfg_.store_queue_limit;
         auto st = store::open(so);
         if (!st)

@@ -268,6 +268,17 @@ CREATE INDEX ix_messages_state ON messages(state, received_at)
 -- older edibroker, which would show such a row as one odd state, from opening the file.
 SELECT 1;
 )sql"},
+{8, R"sql(
+-- The body log (body_log.hpp): a message's body may be in a segment file beside the database
+-- instead of in bodies: body_seg (the file's number), body_off (where the body starts), body_crc
+-- (its CRC-32C); its length is size. NULL body_seg: the body is in bodies (every message stored
+-- before schema 8, and with body-log = off). The index finds where to append (the highest
+-- offset) and whether a segment is still named.
+ALTER TABLE messages ADD COLUMN body_seg INTEGER;
+ALTER TABLE messages ADD COLUMN body_off INTEGER;
+ALTER TABLE messages ADD COLUMN body_crc INTEGER;
+CREATE INDEX ix_messages_body ON messages(body_seg, body_off) WHERE body_seg IS NOT NULL;
+)sql"},
 };
 // clang-format on
 

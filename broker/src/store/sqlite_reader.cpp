@@ -2,6 +2,7 @@
 // per filter shape, so no SQL is built twice for the same kind of query and values are always bound.
 #include "store/sqlite_reader.hpp"
 
+#include "store/body_log.hpp"
 #include "store/schema.hpp"
 #include "store/sqlite_store.hpp"
 
@@ -193,6 +194,7 @@ sqlite_reader::~sqlite_reader() { close(); }
 void sqlite_reader::open(const std::string& path) {
     std::lock_guard lk(mu_);
     configure_sqlite_once();
+    body_dir_ = body_log_dir(path);
     int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         open_error_ = sql_error(db_, rc, "open reader");
@@ -222,7 +224,9 @@ result<void> sqlite_reader::prepare_all() {
     const std::string cols = select_messages();
     item items[] = {
         {get_, cols + " WHERE id = ?1"},
-        {body_, "SELECT raw FROM bodies WHERE id = ?1"},
+        // In the body log (body_seg set) or in bodies (stored before schema 8, or with the log off).
+        {body_, "SELECT m.body_seg, m.body_off, m.size, m.body_crc, b.raw FROM messages m"
+                " LEFT JOIN bodies b ON b.id = m.id WHERE m.id = ?1"},
         {transitions_, "SELECT state, at, detail FROM transitions WHERE message_id = ?1 ORDER BY seq"},
         {by_sender_msg_id_, cols + " WHERE sender_her = ?1 AND msg_id = ?2"},
         {by_msg_id_, cols + " WHERE msg_id = ?1 ORDER BY received_at DESC, rowid DESC LIMIT " +
@@ -305,13 +309,23 @@ result<std::optional<std::string>> sqlite_reader::body(std::string_view id) {
     if (!db_)
         return closed_error();
     reset_guard g(body_);
-    bind_text(body_.get(), 1, id);
-    int rc = sqlite3_step(body_.get());
+    sqlite3_stmt* s = body_.get();
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE)
         return std::optional<std::string>{};
     if (rc != SQLITE_ROW)
         return sql_error(db_, rc, "read body");
-    return std::optional<std::string>{col_blob(body_.get(), 0)};
+    if (sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        body_ref ref{col_int(s, 0), col_int(s, 1), col_int(s, 2), static_cast<std::uint32_t>(col_int(s, 3))};
+        auto b = read_body(body_dir_, id, ref);
+        if (!b)
+            return b.error();
+        return std::optional<std::string>{std::move(*b)};
+    }
+    if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+        return std::optional<std::string>{};
+    return std::optional<std::string>{col_blob(s, 4)};
 }
 
 result<std::vector<transition_row>> sqlite_reader::transitions(std::string_view id) {
@@ -486,6 +500,7 @@ result<store_stats> sqlite_reader::stats() {
         return r.error();
     if (auto r = scalar(oldest_, out.oldest_received_at, "oldest message"); !r)
         return r.error();
+    out.body_log_bytes = body_log_bytes(body_dir_);
     return out;
 }
 

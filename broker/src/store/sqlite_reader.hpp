@@ -55,6 +55,7 @@ private:
 
     mutable std::mutex mu_;
     sqlite3* db_ = nullptr;
+    std::string body_dir_;  ///< the body log's folder (body_log.hpp)
     error open_error_{"store.closed", "the store is closed"};
 
     statement get_, body_, transitions_, by_sender_msg_id_, by_msg_id_, due_, party_, parties_, count_;

@@ -420,6 +420,7 @@ sqlite_store::pass sqlite_store::run_pass(std::vector<pending>& batch, std::vect
         rc = c.commit();
     if (rc != SQLITE_OK)
         return abort_batch(c.io_failure() ? *c.io_failure() : c.fail(rc, "commit"));
+    c.after_commit();
     commits_.fetch_add(1, std::memory_order_relaxed);
     ops_.fetch_add(batch.size(), std::memory_order_relaxed);
     update_max(largest_batch_, batch.size());

@@ -12,6 +12,8 @@
 #include <string>
 #include <system_error>
 
+#include <unistd.h>
+
 namespace broker::store::detail {
 namespace {
 
@@ -61,6 +63,8 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
         return error("store.config", "max_batch and queue_limit must be at least 1");
     if (o.commit_interval_us < 0 || o.commit_interval_us > 1'000'000)
         return error("store.config", "commit_interval_us must be 0..1000000");
+    if (o.body_segment_bytes < 4096)
+        return error("store.config", "body_segment_bytes must be at least 4096");
 
     std::filesystem::path parent = std::filesystem::path(o.path).parent_path();
     if (!parent.empty()) {
@@ -107,6 +111,10 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
     w->version_ = *v;
     if (auto r = w->prepare_all(); !r)
         return r.error();
+    w->body_dir_ = body_log_dir(o.path);
+    if (o.body_log)
+        w->body_log_ = std::make_unique<body_log_writer>(w->body_dir_, sync == "FULL" || sync == "EXTRA",
+                                                         o.body_segment_bytes);
     return w;
 }
 
@@ -126,12 +134,17 @@ result<void> writer_conn::prepare_all() {
          "INSERT INTO messages(id, msg_id, kind, msg_type, root_ns, content_ns, sender_her, sender_lvl1_her,"
          " receiver_her, receiver_lvl1_her, conversation_ref, parent_ref, gen_date, state, rule, adapter, source,"
          " error_code, error_text, original_id, original_msg_id, received_at, updated_at, size, content_type,"
-         " http_status, response_json)"
+         " http_status, response_json, body_seg, body_off, body_crc)"
          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
-         " ?22, ?22, ?23, ?24, ?25, ?26)"
+         " ?22, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)"
          " ON CONFLICT(msg_id, sender_her) DO NOTHING"},
         {duplicate_, "SELECT id, http_status, response_json FROM messages WHERE sender_her = ?1 AND msg_id = ?2"},
         {body_, "INSERT INTO bodies(id, raw) VALUES(?1, ?2)"},
+        // The body log's end, and the segments still named (ix_messages_body; body_log.hpp).
+        {body_end_, "SELECT body_seg, body_off + size FROM messages WHERE body_seg IS NOT NULL"
+                    " ORDER BY body_seg DESC, body_off DESC LIMIT 1"},
+        {next_segment_, "SELECT body_seg FROM messages WHERE body_seg IS NOT NULL AND body_seg > ?1"
+                        " ORDER BY body_seg, body_off LIMIT 1"},
         {transition_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4)"},
         {set_state_, "UPDATE messages SET state = ?2, updated_at = ?3 WHERE id = ?1"},
         // set_state_if in one statement; the current state is read only when nothing changed.
@@ -173,13 +186,14 @@ result<void> writer_conn::prepare_all() {
 
 void writer_conn::close() {
     statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
-                        &insert_,  &duplicate_, &body_,       &transition_,
+                        &insert_,  &duplicate_, &body_,       &transition_, &body_end_, &next_segment_,
                         &set_state_, &set_state_from_, &current_state_,
                         &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
                         &party_,   &delete_parties_, &prune_};
     for (auto* s : all)
         s->finalize();
     feature_.clear();
+    body_log_.reset();
     if (db_) {
         sqlite3_close_v2(db_);
         db_ = nullptr;
@@ -215,8 +229,72 @@ int writer_conn::control(const statement& s) {
     return rc;
 }
 
-int writer_conn::begin() { return control(begin_); }
-int writer_conn::commit() { return control(commit_); }
+int writer_conn::begin() {
+    if (body_log_)
+        body_log_->reset();
+    return control(begin_);
+}
+
+int writer_conn::commit() {
+    // The bodies this transaction's rows name reach the disk before the rows do.
+    if (body_log_)
+        if (auto r = body_log_->flush(); !r) {
+            note_io_failure(r.error());
+            return SQLITE_IOERR;
+        }
+    return control(commit_);
+}
+
+void writer_conn::after_commit() {
+    if (!sweep_wanted_)
+        return;
+    sweep_wanted_ = false;
+    (void)sweep_segments();  // what it could not delete, the next prune's sweep finds again
+}
+
+result<void> writer_conn::sweep_segments() {
+    std::vector<std::int64_t> files = list_segments(body_dir_);
+    if (files.empty())
+        return {};
+    if (int rc = begin(); rc != SQLITE_OK)
+        return fail(rc, "begin body log sweep");
+    std::vector<std::int64_t> named;
+    std::int64_t after = 0;
+    int rc = SQLITE_OK;
+    for (;;) {
+        reset_guard g(next_segment_);
+        bind_int(next_segment_.get(), 1, after);
+        rc = sqlite3_step(next_segment_.get());
+        if (rc != SQLITE_ROW)
+            break;
+        after = col_int(next_segment_.get(), 0);
+        named.push_back(after);
+    }
+    if (rc != SQLITE_DONE) {
+        error e = fail(rc, "list body log segments");
+        rollback();
+        return e;
+    }
+    // Under the write lock no writer is appending, and the next one starts at the highest
+    // segment named (or after the highest file when none is): every file not named can go. A
+    // writer that still holds one open notices at its next transaction (body_log_writer checks
+    // the link count) and opens the file by name again.
+    for (std::int64_t n : files)
+        if (!std::binary_search(named.begin(), named.end(), n) && ::unlink(segment_path(body_dir_, n).c_str()) == 0)
+            ++segments_deleted_;
+    rollback();  // nothing was written
+    return {};
+}
+
+result<void> writer_conn::position_body_log() {
+    reset_guard g(body_end_);
+    int rc = sqlite3_step(body_end_.get());
+    if (rc == SQLITE_ROW)
+        return body_log_->position(col_int(body_end_.get(), 0), col_int(body_end_.get(), 1));
+    if (rc != SQLITE_DONE)
+        return fail(rc, "find the body log's end");
+    return body_log_->position(0, 0);
+}
 int writer_conn::savepoint() { return control(savepoint_); }
 int writer_conn::release() { return control(release_); }
 int writer_conn::rollback_to() { return control(rollback_to_); }
@@ -261,6 +339,21 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
         return error("store.invalid", "a message needs an id");
     const message_facts& f = m.facts;
     const millis now = now_ms();
+    std::optional<body_ref> logged;
+    if (body_log_) {
+        if (!body_log_->positioned())
+            if (auto r = position_body_log(); !r) {
+                note_io_failure(r.error());
+                return r.error();
+            }
+        auto r = body_log_->append(m.id, m.body());
+        if (!r) {
+            if (r.error().code == "store.io")
+                note_io_failure(r.error());
+            return r.error();
+        }
+        logged = *r;
+    }
     {
         reset_guard g(insert_);
         sqlite3_stmt* s = insert_.get();
@@ -290,12 +383,22 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
         bind_opt(s, 24, m.content_type);
         bind_int(s, 25, m.http_status);
         bind_opt(s, 26, m.response_json);
+        if (logged) {
+            bind_int(s, 27, logged->segment);
+            bind_int(s, 28, logged->offset);
+            bind_int(s, 29, logged->crc);
+        } else {
+            for (int i = 27; i <= 29; ++i)
+                sqlite3_bind_null(s, i);
+        }
         int rc = sqlite3_step(s);
         if (rc != SQLITE_DONE)
             return fail(rc, "insert message");
     }
     if (sqlite3_changes(db_) == 0) {
         // ON CONFLICT DO NOTHING: an earlier message has this (sender HER-id, MsgId).
+        if (logged)
+            body_log_->take_back(*logged);
         reset_guard g(duplicate_);
         sqlite3_stmt* s = duplicate_.get();
         bind_text(s, 1, f.sender.lowest_her());
@@ -310,7 +413,7 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
         out.response_json = col_text(s, 2);
         return out;
     }
-    {
+    if (!logged) {
         reset_guard g(body_);
         bind_text(body_.get(), 1, m.id);
         bind_blob(body_.get(), 2, m.body());
@@ -531,7 +634,10 @@ result<int> writer_conn::prune(std::string_view rule, millis before, int limit) 
     if (int rc = sqlite3_step(s); rc != SQLITE_DONE)
         return fail(rc, "prune messages");
     // sqlite3_changes counts the messages rows only (cascaded deletes are not counted).
-    return sqlite3_changes(db_);
+    const int n = sqlite3_changes(db_);
+    if (n > 0)
+        sweep_wanted_ = true;
+    return n;
 }
 
 result<std::int64_t> writer_conn::sql_exec(std::string_view sql, const std::vector<sql_value>& params) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "broker/store.hpp"
+#include "store/body_log.hpp"
 #include "store/sqlite_util.hpp"
 
 #include <memory>
@@ -50,6 +51,12 @@ public:
 
     void close();
 
+    /// After a committed transaction: when it pruned messages, delete the body log segments no
+    /// row names any more. A failure leaves the files for the next prune's sweep.
+    void after_commit();
+    /// Segment files deleted since open.
+    std::uint64_t segments_deleted() const { return segments_deleted_; }
+
     // write_txn
     result<insert_outcome> insert_message(const new_message& m) override;
     result<void> set_state(std::string_view id, std::string_view state, std::string_view detail) override;
@@ -85,12 +92,22 @@ private:
     result<bool> step_guarded(sqlite3_stmt* s, std::string_view id, std::string_view state, millis now,
                               std::string_view detail, std::string_view what);
 
+    /// Position the body log for this transaction (first append): the highest body the database names.
+    result<void> position_body_log();
+    /// In a transaction of its own (holding SQLite's write lock, so no writer of any process is
+    /// appending): delete the segment files no row names, below the highest one named.
+    result<void> sweep_segments();
+
     sqlite3* db_ = nullptr;
     int version_ = 0;
+    std::unique_ptr<body_log_writer> body_log_;  ///< null: bodies go to the bodies table
+    std::string body_dir_;            ///< the body log's folder (also read with body_log_ off)
+    bool sweep_wanted_ = false;       ///< a prune deleted messages: sweep after the commit
+    std::uint64_t segments_deleted_ = 0;
     std::optional<error> io_failure_;
 
     statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
-    statement insert_, duplicate_, body_, transition_;
+    statement insert_, duplicate_, body_, transition_, body_end_, next_segment_;
     statement set_state_, set_state_from_, current_state_, touch_, delivery_, delivered_, delivered_from_;
     statement read_, apprec_, route_;
     statement party_, delete_parties_;

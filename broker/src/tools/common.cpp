@@ -88,6 +88,7 @@ result<std::unique_ptr<store::store>> open_store(const config& c) {
     so.synchronous = c.synchronous;
     so.max_batch = c.group_commit_max;
     so.queue_limit = c.store_queue_limit;
+    so.body_log = c.body_log;
     return store::open(so);
 }
 

@@ -346,6 +346,7 @@ int cmd_store(int argc, char** argv) {
         std::vector<std::vector<std::string>> t;
         t.push_back({"store", c->data_dir + "/edibroker.db (schema " + s_of(*s, "schemaVersion") + ")"});
         t.push_back({"size", size_text(s->at("sizeBytes").as_int64())});
+        t.push_back({"body log", size_text(s->at("bodyLogBytes").as_int64())});
         t.push_back({"messages", s_of(*s, "messages")});
         std::string oldest = s_of(*s, "oldestReceivedAt");
         t.push_back({"oldest message", oldest.empty() ? "-" : oldest + " (" + s_of(*s, "oldestAgeSeconds") + " s ago)"});

@@ -1,0 +1,257 @@
+// The body log (store/body_log.hpp): bodies in segment files, named by their rows; what reading
+// answers when a file is damaged; bodies of older stores; retention deleting whole segments;
+// two writers on one database taking turns.
+#include "store_test_util.hpp"
+
+#include "../../../broker/src/store/body_log.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace store_test;
+using broker::result;
+namespace fs = std::filesystem;
+namespace bl = broker::store::detail;
+
+namespace {
+
+/// A routed message with a body of 'n' bytes derived from its id.
+st::new_message sized_msg(const std::string& id, std::size_t n) {
+    auto m = make_msg(id);
+    m.raw.clear();
+    for (std::size_t i = 0; m.raw.size() < n; ++i)
+        m.raw += id + ":" + std::to_string(i) + ";";
+    m.raw.resize(n);
+    return m;
+}
+
+std::string body_of(st::store& s, const std::string& id) {
+    auto b = s.thread_reader().body(id);
+    if (!b)
+        FAIL("body of " << id << ": " << b.error().where());
+    if (!b->has_value())
+        FAIL("no body for " << id);
+    return **b;
+}
+
+std::vector<std::int64_t> segments(const st::options& o) { return bl::list_segments(bl::body_log_dir(o.path)); }
+
+std::int64_t record_size(const std::string& id, std::size_t body) {
+    return bl::record_fixed_header + static_cast<std::int64_t>(id.size() + body);
+}
+
+} // namespace
+
+TEST_CASE("CRC-32C: the standard check value, and the CPU's instruction agrees with the table", "[unit][store]") {
+    CHECK(bl::crc32c_portable("123456789") == 0xE3069283u);
+    CHECK(bl::crc32c("123456789") == 0xE3069283u);
+    CHECK(bl::crc32c("") == 0u);
+    std::mt19937 rng(7);
+    for (std::size_t n : {1u, 7u, 8u, 9u, 63u, 4096u, 4099u}) {
+        std::string s(n, '\0');
+        for (auto& c : s)
+            c = static_cast<char>(rng());
+        INFO(n);
+        CHECK(bl::crc32c(s) == bl::crc32c_portable(s));
+    }
+}
+
+TEST_CASE("bodies go to the body log, byte-exact, and not into the database", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    {
+        auto s = open_ok(o);
+        auto a = sized_msg("a", 4096);
+        a.raw[10] = '\0';
+        insert(*s, a);
+        insert(*s, sized_msg("b", 100));
+        CHECK(body_of(*s, "a") == a.raw);
+        CHECK(body_of(*s, "b") == sized_msg("b", 100).raw);
+        s->close();
+    }
+    CHECK(raw_query(o.path, "SELECT count(*) FROM bodies") == "0\n");
+    CHECK(raw_query(o.path, "SELECT id, body_seg, body_off, size FROM messages ORDER BY body_off") ==
+          "a|1|" + std::to_string(record_size("a", 0)) + "|4096\nb|1|" +
+              std::to_string(record_size("a", 4096) + record_size("b", 0)) + "|100\n");
+    REQUIRE(segments(o) == std::vector<std::int64_t>{1});
+    CHECK(fs::file_size(bl::segment_path(bl::body_log_dir(o.path), 1)) ==
+          static_cast<std::uintmax_t>(record_size("a", 4096) + record_size("b", 100)));
+
+    // Reopened: the next body goes after the last one named.
+    auto s = open_ok(o);
+    insert(*s, sized_msg("c", 300));
+    for (auto [id, n] : {std::pair{"a", 4096}, {"b", 100}, {"c", 300}})
+        if (std::string(id) != "a")
+            CHECK(body_of(*s, id) == sized_msg(id, static_cast<std::size_t>(n)).raw);
+    CHECK(body_of(*s, "a").size() == 4096);
+    auto stats = s->thread_reader().stats();
+    REQUIRE(stats);
+    CHECK(stats->body_log_bytes == record_size("a", 4096) + record_size("b", 100) + record_size("c", 300));
+}
+
+TEST_CASE("a duplicate's body is taken back; a failed transaction's bodies are written over", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    auto s = open_ok(o);
+    insert(*s, sized_msg("first", 500));
+    auto dup = sized_msg("again", 700);
+    dup.facts.msg_id = "msg-first";  // same sender and MsgId
+    auto out = insert(*s, dup);
+    CHECK(out.duplicate);
+    const std::string seg1 = bl::segment_path(bl::body_log_dir(o.path), 1);
+    CHECK(fs::file_size(seg1) == static_cast<std::uintmax_t>(record_size("first", 500)));
+
+    // A crash mid-transaction leaves a tail nothing names; the next transaction writes over it.
+    {
+        std::ofstream f(seg1, std::ios::binary | std::ios::app);
+        f << std::string(3000, 'x');
+    }
+    // A commit that fails (injected, not an I/O error: the store stays open) names nothing either.
+    concrete(*s).set_fault_hook([](std::string_view step) { return step == "commit" ? SQLITE_BUSY : SQLITE_OK; });
+    auto failed = st::write_sync(*s, [](st::write_txn& t) -> result<void> {
+        if (auto r = t.insert_message(sized_msg("lost", 400)); !r)
+            return r.error();
+        return {};
+    });
+    CHECK_FALSE(failed);
+    concrete(*s).set_fault_hook({});
+    insert(*s, sized_msg("second", 600));
+    CHECK(raw_query(o.path, "SELECT body_off FROM messages WHERE id = 'second'") ==
+          std::to_string(record_size("first", 500) + record_size("second", 0)) + "\n");
+    CHECK(body_of(*s, "first") == sized_msg("first", 500).raw);
+    CHECK(body_of(*s, "second") == sized_msg("second", 600).raw);
+    auto lost = s->thread_reader().body("lost");
+    REQUIRE(lost);
+    CHECK_FALSE(lost->has_value());
+}
+
+TEST_CASE("segments close at their size; every body is read from its own", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    o.body_segment_bytes = 8192;
+    auto s = open_ok(o);
+    // Five bodies of 3000 bytes: two fit a segment of 8192; one transaction spans segments too.
+    insert(*s, sized_msg("m0", 3000));
+    auto r = st::write_sync(*s, [](st::write_txn& t) -> result<void> {
+        for (int i = 1; i < 5; ++i)
+            if (auto x = t.insert_message(sized_msg("m" + std::to_string(i), 3000)); !x)
+                return x.error();
+        return {};
+    });
+    REQUIRE(r);
+    CHECK(segments(o) == std::vector<std::int64_t>{1, 2, 3});
+    CHECK(raw_query(o.path, "SELECT group_concat(body_seg) FROM (SELECT body_seg FROM messages ORDER BY id)") ==
+          "1,1,2,2,3\n");
+    for (int i = 0; i < 5; ++i)
+        CHECK(body_of(*s, "m" + std::to_string(i)) == sized_msg("m" + std::to_string(i), 3000).raw);
+}
+
+TEST_CASE("a damaged body log is reported as store.corrupt, naming the file", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    auto s = open_ok(o);
+    insert(*s, sized_msg("one", 1000));
+    insert(*s, sized_msg("two", 1000));
+    auto& rd = s->thread_reader();
+    const std::string seg = bl::segment_path(bl::body_log_dir(o.path), 1);
+    auto expect_corrupt = [&](const std::string& id, const std::string& words) {
+        auto b = rd.body(id);
+        REQUIRE_FALSE(b);
+        CHECK(b.error().code == "store.corrupt");
+        CHECK(b.error().message.find(words) != std::string::npos);
+        CHECK(b.error().message.find(seg) != std::string::npos);
+    };
+    SECTION("a flipped byte fails the CRC") {
+        {
+            std::fstream f(seg, std::ios::binary | std::ios::in | std::ios::out);
+            f.seekp(record_size("one", 0) + 10);
+            f.put('#');
+        }
+        expect_corrupt("one", "fails its CRC");
+        CHECK(body_of(*s, "two") == sized_msg("two", 1000).raw);
+    }
+    SECTION("a row that points at another message's record") {
+        raw_query(o.path, "UPDATE messages SET body_off = (SELECT body_off FROM messages WHERE id = 'two')"
+                          " WHERE id = 'one'");
+        expect_corrupt("one", "not where its row says");
+    }
+    SECTION("a cut-short file") {
+        fs::resize_file(seg, static_cast<std::uintmax_t>(record_size("one", 1000) + 20));
+        expect_corrupt("two", "cut short");
+    }
+    SECTION("a missing file") {
+        fs::remove(seg);
+        auto b = rd.body("one");
+        REQUIRE_FALSE(b);
+        CHECK(b.error().code == "store.corrupt");
+        CHECK(b.error().message.find("missing") != std::string::npos);
+    }
+}
+
+TEST_CASE("bodies stored in the database stay readable beside the body log", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    o.body_log = false;
+    {
+        auto s = open_ok(o);
+        insert(*s, sized_msg("old", 2000));
+        s->close();
+    }
+    CHECK(raw_query(o.path, "SELECT count(*) FROM bodies") == "1\n");
+    CHECK(segments(o).empty());
+    o.body_log = true;
+    auto s = open_ok(o);
+    insert(*s, sized_msg("new", 2000));
+    CHECK(raw_query(o.path, "SELECT id FROM messages WHERE body_seg IS NULL") == "old\n");
+    CHECK(body_of(*s, "old") == sized_msg("old", 2000).raw);
+    CHECK(body_of(*s, "new") == sized_msg("new", 2000).raw);
+}
+
+TEST_CASE("retention deletes a segment once no message in it is left", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    o.body_segment_bytes = 4096;  // one 3000-byte body per segment
+    auto s = open_ok(o);
+    for (int i = 0; i < 6; ++i) {
+        auto m = sized_msg("r" + std::to_string(i), 3000);
+        if (i != 2) {  // r2 stays on its way, so retention keeps it
+            m.state = st::state::delivered;
+            m.initial_states = {st::state::received, st::state::validated, st::state::routed, st::state::delivered};
+        }
+        insert(*s, m);
+    }
+    REQUIRE(segments(o) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+    auto pruned = [&](int limit) {
+        int n = -1;
+        auto r = st::write_sync(*s, [&](st::write_txn& t) -> result<void> {
+            auto x = t.prune("demo-rule", st::now_ms() + 1000, limit);
+            if (!x)
+                return x.error();
+            n = *x;
+            return {};
+        });
+        REQUIRE(r);
+        return n;
+    };
+    CHECK(pruned(2) == 2);  // r0, r1
+    CHECK(segments(o) == std::vector<std::int64_t>{3, 4, 5, 6});
+    CHECK(pruned(10) == 3);  // r3, r4, r5
+    CHECK(segments(o) == std::vector<std::int64_t>{3});
+    CHECK(body_of(*s, "r2") == sized_msg("r2", 3000).raw);
+    insert(*s, sized_msg("after", 3000));
+    CHECK(raw_query(o.path, "SELECT body_seg FROM messages WHERE id = 'after'") == "4\n");
+    CHECK(body_of(*s, "after") == sized_msg("after", 3000).raw);
+}
+
+TEST_CASE("two stores writing one database (two processes) take turns in the body log", "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    auto s1 = open_ok(o);
+    auto s2 = open_ok(o);
+    for (int i = 0; i < 20; ++i)
+        insert(i % 3 ? *s1 : *s2, sized_msg("t" + std::to_string(i), 100 + static_cast<std::size_t>(i) * 37));
+    for (int i = 0; i < 20; ++i)
+        CHECK(body_of(i % 2 ? *s1 : *s2, "t" + std::to_string(i)) ==
+              sized_msg("t" + std::to_string(i), 100 + static_cast<std::size_t>(i) * 37).raw);
+}
