@@ -232,7 +232,14 @@ fs::path free_target(const fs::path& dir, const std::string& name, const std::st
     if (!fs::exists(p, ec))
         return p;
     for (int i = 0; i < 1000; ++i) {
-        fs::path q = dir / (name + "." + suffix + (i ? "-" + std::to_string(i) : std::string()));
+        std::string n = name;
+        n += '.';
+        n += suffix;
+        if (i) {
+            n += '-';
+            n += std::to_string(i);
+        }
+        fs::path q = dir / n;
         if (!fs::exists(q, ec))
             return q;
     }

@@ -67,7 +67,7 @@ struct row {
         std::string s = "{\"name\":\"" + name + "\",\"unit\":\"" + unit + "\",\"value\":" + fmt(v) +
                         ",\"spread\":" + fmt(spread) + ",\"runs\":[";
         for (std::size_t i = 0; i < values.size(); ++i)
-            s += (i ? "," : "") + fmt(values[i]);
+            s.append(i ? "," : "").append(fmt(values[i]));
         s += "]";
         if (!cpu.empty())
             s += ",\"cpu_us_per_op\":" + fmt(median(cpu));

@@ -53,7 +53,8 @@ __attribute__((target("sse4.2"))) std::uint32_t crc_hw(std::uint32_t c, const un
         c32 = __builtin_ia32_crc32qi(c32, *p);
     return c32;
 }
-const bool have_sse42 = __builtin_cpu_supports("sse4.2");
+// __builtin_cpu_init first: this runs as a static initialiser, perhaps before libgcc's own.
+const bool have_sse42 = (__builtin_cpu_init(), __builtin_cpu_supports("sse4.2"));
 #endif
 
 // ------------------------------------------------------------------------------------------------

@@ -137,7 +137,11 @@ std::string list_sql(const message_filter& f) {
         sql += index_where;
     }
     int n = 0;
-    auto param = [&] { return "?" + std::to_string(++n); };
+    auto param = [&] {
+        std::string p(1, '?');
+        p += std::to_string(++n);
+        return p;
+    };
     if (!f.receivers.empty()) {
         if (f.receivers.size() == 1) {
             sql += " AND receiver_her = " + param();

@@ -255,3 +255,31 @@ TEST_CASE("two stores writing one database (two processes) take turns in the bod
         CHECK(body_of(i % 2 ? *s1 : *s2, "t" + std::to_string(i)) ==
               sized_msg("t" + std::to_string(i), 100 + static_cast<std::size_t>(i) * 37).raw);
 }
+
+TEST_CASE("a body log that cannot be written fails the store like a disk error; nothing is acknowledged",
+          "[unit][store]") {
+    testing::temp_dir d;
+    auto o = options_in(d);
+    auto s = open_ok(o);
+    insert(*s, sized_msg("before", 200));
+    s->close();
+    // The segment folder replaced by a file: opening a segment fails.
+    fs::remove_all(bl::body_log_dir(o.path));
+    { std::ofstream(bl::body_log_dir(o.path)) << "not a folder"; }
+    s = open_ok(o);
+    auto r = st::write_sync(*s, [](st::write_txn& t) -> result<void> {
+        if (auto x = t.insert_message(sized_msg("after", 200)); !x)
+            return x.error();
+        return {};
+    });
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == "store.io");
+    CHECK(r.error().message.find(bl::body_log_dir(o.path)) != std::string::npos);
+    // Sticky, as for SQLite's own I/O errors: later writes are refused until the store is reopened.
+    auto again = st::write_sync(*s, [](st::write_txn&) -> result<void> { return {}; });
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code == "store.failed");
+    auto none = s->thread_reader().get("after");
+    REQUIRE(none);
+    CHECK_FALSE(none->has_value());
+}
