@@ -4,6 +4,8 @@
 
 #include "broker/apprec.hpp"
 
+#include <fstream>
+
 using namespace testing;
 namespace json = boost::json;
 
@@ -381,4 +383,36 @@ TEST_CASE("delivery resumes after a restart", "[integration]") {
     env.start();
     auto st = env.status(id, "delivered");
     CHECK(str(st, "state") == "delivered");
+}
+
+TEST_CASE("a message whose stored document is damaged goes to the dead letters with the reason", "[integration]") {
+    broker_env env;
+    gate hold;
+    env.vendor.set_handler([&](const recorded_request&) -> std::pair<int, std::string> {
+        hold.wait();
+        return {503, "down"};
+    });
+    auto r = env.post_xml(dialog_message("a0000000-0000-4000-8000-00000000000f"));
+    std::string id = str(json_of(r), "id");
+    REQUIRE(env.vendor.wait_for_requests(1, std::chrono::seconds(10)));
+    hold.open();
+    env.server->stop();
+    env.server.reset();
+    // The last byte of the body log's only record (the message's body) flipped on the disk.
+    const auto seg = env.dir.path() / "data" / "edibroker.db-bodies" / "00000001.seg";
+    {
+        std::fstream f(seg, std::ios::binary | std::ios::in | std::ios::out);
+        f.seekg(-1, std::ios::end);
+        const char c = static_cast<char>(f.get());
+        f.seekp(-1, std::ios::end);
+        f.put(static_cast<char>(c ^ 0x20));
+    }
+    env.vendor.respond_with(201, "{}");
+    env.start();
+    auto st = env.status(id, "dead");
+    CHECK(str(st, "state") == "dead");
+    INFO(str(st, "lastError"));
+    CHECK(str(st, "lastError").find("the stored document cannot be read") != std::string::npos);
+    CHECK(str(st, "lastError").find("fails its CRC") != std::string::npos);
+    CHECK(env.vendor.request_count() == 1);  // never sent again
 }

@@ -1084,7 +1084,21 @@ void engine::scan() {
             }
             const store::message_row& row = **fresh;
             auto body = rd.body(row.id);
+            if (!body && body.error().code == "store.corrupt") {
+                // The stored document is damaged or gone (body log, store/body_log.hpp): no later
+                // scan can deliver it, so it goes to the dead letters with the reason, where
+                // `messages dead` and the metrics show it (and `resend` once it is repaired).
+                // attempts as they were: no new attempt was made.
+                job dead{row.id, row.adapter, row.rule, row.attempts, {}, nullptr, row.received_at, true};
+                on_result(std::move(dead), delivery_result{delivery_result::outcome::permanent,
+                                                           "the stored document cannot be read: " +
+                                                               body.error().message,
+                                                           {}});
+                continue;
+            }
             if (!body || !*body) {
+                if (!body)
+                    log::warn("scan.body-unreadable", {{"id", row.id}, {"reason", body.error().message}});
                 release();
                 continue;
             }
