@@ -156,6 +156,12 @@ result<std::string> read_body(const std::string& dir, std::string_view id, const
             return error("store.corrupt", "the body of message " + std::string(id) + " is missing: no file " + path);
         return io_error("open " + path, err);
     }
+    // A row that names more than the file holds is answered before anything is allocated for it.
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && ref.offset + ref.length > static_cast<std::int64_t>(st.st_size)) {
+        ::close(fd);
+        return error("store.corrupt", "the body of message " + std::string(id) + " is cut short (" + where + ")");
+    }
     std::string rec(static_cast<std::size_t>(header + ref.length), '\0');
     std::size_t got = 0;
     while (got < rec.size()) {

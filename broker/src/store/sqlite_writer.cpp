@@ -280,8 +280,8 @@ result<void> writer_conn::sweep_segments() {
     // writer that still holds one open notices at its next transaction (body_log_writer checks
     // the link count) and opens the file by name again.
     for (std::int64_t n : files)
-        if (!std::binary_search(named.begin(), named.end(), n) && ::unlink(segment_path(body_dir_, n).c_str()) == 0)
-            ++segments_deleted_;
+        if (!std::binary_search(named.begin(), named.end(), n))
+            ::unlink(segment_path(body_dir_, n).c_str());  // a failure leaves it for the next sweep
     rollback();  // nothing was written
     return {};
 }
@@ -341,17 +341,18 @@ result<insert_outcome> writer_conn::insert_message(const new_message& m) {
     const millis now = now_ms();
     std::optional<body_ref> logged;
     if (body_log_) {
+        // A file that cannot be written fails the store like SQLite's own I/O errors.
+        auto failed = [&](const error& e) {
+            if (e.code == "store.io")
+                note_io_failure(e);
+            return e;
+        };
         if (!body_log_->positioned())
-            if (auto r = position_body_log(); !r) {
-                note_io_failure(r.error());
-                return r.error();
-            }
+            if (auto r = position_body_log(); !r)
+                return failed(r.error());
         auto r = body_log_->append(m.id, m.body());
-        if (!r) {
-            if (r.error().code == "store.io")
-                note_io_failure(r.error());
-            return r.error();
-        }
+        if (!r)
+            return failed(r.error());
         logged = *r;
     }
     {

@@ -54,8 +54,6 @@ public:
     /// After a committed transaction: when it pruned messages, delete the body log segments no
     /// row names any more. A failure leaves the files for the next prune's sweep.
     void after_commit();
-    /// Segment files deleted since open.
-    std::uint64_t segments_deleted() const { return segments_deleted_; }
 
     // write_txn
     result<insert_outcome> insert_message(const new_message& m) override;
@@ -103,7 +101,6 @@ private:
     std::unique_ptr<body_log_writer> body_log_;  ///< null: bodies go to the bodies table
     std::string body_dir_;            ///< the body log's folder (also read with body_log_ off)
     bool sweep_wanted_ = false;       ///< a prune deleted messages: sweep after the commit
-    std::uint64_t segments_deleted_ = 0;
     std::optional<error> io_failure_;
 
     statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
