@@ -16,22 +16,14 @@ error invalid(std::string_view option, std::string_view what) {
     return error{"config.invalid", "option '" + std::string(option) + "' " + std::string(what)};
 }
 
-std::string show(std::string_view v) {
-    // Appended rather than '"'" + std::string(...)': GCC 12 warns (-Wrestrict, a false positive).
-    std::string s(1, '\'');
-    s.append(v.substr(0, 80));
-    s.append(v.size() > 80 ? "...'" : "'");
-    return s;
-}
-
 result<long long> parse_number(std::string_view option, std::string_view v, long long lo, long long hi) {
     long long n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc{} || p != v.data() + v.size())
-        return invalid(option, "must be a whole number, got " + show(v));
+        return invalid(option, "must be a whole number, got " + quoted_value(v));
     if (n < lo || n > hi)
         return invalid(option, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                                   show(v));
+                                   quoted_value(v));
     return n;
 }
 
@@ -40,7 +32,7 @@ result<bool> parse_bool(std::string_view option, std::string_view v) {
         return true;
     if (v == "false" || v == "0" || v == "no")
         return false;
-    return invalid(option, "must be true or false, got " + show(v));
+    return invalid(option, "must be true or false, got " + quoted_value(v));
 }
 
 int hex_value(char c) {
@@ -156,7 +148,7 @@ result<std::vector<std::string>> parse_her_ids(std::string_view option, std::str
         if (j > i) {
             std::string_view id = v.substr(i, j - i);
             if (!is_her_id(id))
-                return invalid(option, "must list HER-ids (digits), got " + show(id));
+                return invalid(option, "must list HER-ids (digits), got " + quoted_value(id));
             if (std::find(out.begin(), out.end(), id) == out.end())
                 out.emplace_back(id);
         }
@@ -167,10 +159,10 @@ result<std::vector<std::string>> parse_her_ids(std::string_view option, std::str
 
 result<void> check_pattern(std::string_view option, std::string_view v) {
     if (v.find("{herid}") == std::string_view::npos || v.find("{kind}") == std::string_view::npos)
-        return invalid(option, "must contain {herid} and {kind}, got " + show(v));
+        return invalid(option, "must contain {herid} and {kind}, got " + quoted_value(v));
     for (char c : v)
         if (std::isspace(static_cast<unsigned char>(c)) || c == '/' || static_cast<unsigned char>(c) < 0x20)
-            return invalid(option, "must be a queue name without spaces or '/', got " + show(v));
+            return invalid(option, "must be a queue name without spaces or '/', got " + quoted_value(v));
     return {};
 }
 
@@ -281,7 +273,7 @@ result<options> parse_options(const std::map<std::string, std::string>& in) {
         } else if (k == "ca-file") {
             std::error_code ec;
             if (v.empty() || !std::filesystem::is_regular_file(v, ec))
-                return invalid(k, "must name a readable CA bundle file, got " + show(v));
+                return invalid(k, "must name a readable CA bundle file, got " + quoted_value(v));
             opt.ca_file = v;
         } else if (k == "insecure") {
             auto b = parse_bool(k, v);

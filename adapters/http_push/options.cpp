@@ -17,23 +17,15 @@ error invalid(std::string_view option, std::string_view what) {
     return error{"config.invalid", "option '" + std::string(option) + "' " + std::string(what)};
 }
 
-std::string show(std::string_view v) {
-    // Appended rather than '"'" + std::string(...)': GCC 12 warns (-Wrestrict, a false positive).
-    std::string s(1, '\'');
-    s.append(v.substr(0, 80));
-    s.append(v.size() > 80 ? "...'" : "'");
-    return s;
-}
-
 /// A whole number in [lo, hi], nothing else (no sign, no spaces, no units).
 result<long long> parse_number(std::string_view option, std::string_view v, long long lo, long long hi) {
     long long n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc{} || p != v.data() + v.size())
-        return invalid(option, "must be a whole number, got " + show(v));
+        return invalid(option, "must be a whole number, got " + quoted_value(v));
     if (n < lo || n > hi)
         return invalid(option, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-                                   show(v));
+                                   quoted_value(v));
     return n;
 }
 
@@ -42,7 +34,7 @@ result<bool> parse_bool(std::string_view option, std::string_view v) {
         return true;
     if (v == "false" || v == "0" || v == "no")
         return false;
-    return invalid(option, "must be true or false, got " + show(v));
+    return invalid(option, "must be true or false, got " + quoted_value(v));
 }
 
 bool is_token_char(char c) {
@@ -77,17 +69,17 @@ result<void> parse_url(std::string_view v, options& opt) {
         return error{"adapter.nomem", "cannot allocate a URL handle"};
     std::string s(v);
     if (curl_url_set(u.get(), CURLUPART_URL, s.c_str(), 0) != CURLUE_OK)
-        return invalid("url", "is not a valid URL: " + show(v));
+        return invalid("url", "is not a valid URL: " + quoted_value(v));
     curl_string scheme, host, port;
     if (curl_url_get(u.get(), CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK || !scheme.p)
-        return invalid("url", "has no scheme: " + show(v));
+        return invalid("url", "has no scheme: " + quoted_value(v));
     std::string sch(scheme.p);
     if (sch != "http" && sch != "https")
-        return invalid("url", "must be http or https, got " + show(sch));
+        return invalid("url", "must be http or https, got " + quoted_value(sch));
     if (curl_url_get(u.get(), CURLUPART_HOST, &host.p, 0) != CURLUE_OK || !host.p || !*host.p)
-        return invalid("url", "has no host: " + show(v));
+        return invalid("url", "has no host: " + quoted_value(v));
     if (curl_url_get(u.get(), CURLUPART_PORT, &port.p, CURLU_DEFAULT_PORT) != CURLUE_OK || !port.p)
-        return invalid("url", "has no usable port: " + show(v));
+        return invalid("url", "has no usable port: " + quoted_value(v));
     opt.url = s;
     opt.host_port = std::string(host.p) + ":" + port.p;
     return {};
@@ -141,7 +133,7 @@ result<options> parse_options(const std::map<std::string, std::string>& in) {
         } else if (k == "ca-file") {
             std::error_code ec;
             if (v.empty() || !std::filesystem::is_regular_file(v, ec))
-                return invalid(k, "must name a readable CA bundle file, got " + show(v));
+                return invalid(k, "must name a readable CA bundle file, got " + quoted_value(v));
             opt.ca_file = v;
         } else if (k.rfind("header.", 0) == 0) {
             std::string_view name = std::string_view(k).substr(7);

@@ -365,20 +365,30 @@ TEST_CASE("a vendor refusing permanently puts the message in the dead letters", 
     CHECK(str(st, "lastError").find("400") != std::string::npos);
 }
 
-TEST_CASE("delivery resumes after a restart", "[integration]") {
-    broker_env env;
-    gate hold;
-    env.vendor.set_handler([&](const recorded_request&) -> std::pair<int, std::string> {
+namespace {
+
+/// Posts a message whose delivery hangs at the vendor (until 'hold' opens), then stops the broker
+/// while it hangs: the message stays 'routed' in the store. Returns its id.
+std::string stop_while_delivering(broker_env& env, gate& hold, const std::string& msg_id) {
+    env.vendor.set_handler([&hold](const recorded_request&) -> std::pair<int, std::string> {
         hold.wait();
         return {503, "down"};
     });
-    auto r = env.post_xml(dialog_message("a0000000-0000-4000-8000-00000000000e"));
+    auto r = env.post_xml(dialog_message(msg_id));
     std::string id = str(json_of(r), "id");
     REQUIRE(env.vendor.wait_for_requests(1, std::chrono::seconds(10)));
-    // Stop the broker while the delivery hangs: the message stays 'routed' in the store.
     hold.open();
     env.server->stop();
     env.server.reset();
+    return id;
+}
+
+} // namespace
+
+TEST_CASE("delivery resumes after a restart", "[integration]") {
+    broker_env env;
+    gate hold;
+    const std::string id = stop_while_delivering(env, hold, "a0000000-0000-4000-8000-00000000000e");
     env.vendor.respond_with(201, "{}");
     env.start();
     auto st = env.status(id, "delivered");
@@ -388,16 +398,7 @@ TEST_CASE("delivery resumes after a restart", "[integration]") {
 TEST_CASE("a message whose stored document is damaged goes to the dead letters with the reason", "[integration]") {
     broker_env env;
     gate hold;
-    env.vendor.set_handler([&](const recorded_request&) -> std::pair<int, std::string> {
-        hold.wait();
-        return {503, "down"};
-    });
-    auto r = env.post_xml(dialog_message("a0000000-0000-4000-8000-00000000000f"));
-    std::string id = str(json_of(r), "id");
-    REQUIRE(env.vendor.wait_for_requests(1, std::chrono::seconds(10)));
-    hold.open();
-    env.server->stop();
-    env.server.reset();
+    const std::string id = stop_while_delivering(env, hold, "a0000000-0000-4000-8000-00000000000f");
     // The last byte of the body log's only record (the message's body) flipped on the disk.
     const auto seg = env.dir.path() / "data" / "edibroker.db-bodies" / "00000001.seg";
     {

@@ -48,8 +48,6 @@ struct body_ref {
 inline constexpr std::uint32_t record_magic = 0x31424445;  // "EDB1" as little-endian bytes
 /// Bytes of a record's header before its id: magic, body length, CRC, id length.
 inline constexpr std::int64_t record_fixed_header = 4 + 4 + 4 + 2;
-/// The default segment size: a segment is closed once the next record would pass it.
-inline constexpr std::int64_t default_segment_bytes = 64LL << 20;
 
 /// CRC-32C (Castagnoli); the CPU's crc32 instruction where it has SSE 4.2, else a table.
 std::uint32_t crc32c(std::string_view data);
@@ -73,7 +71,8 @@ result<std::string> read_body(const std::string& dir, std::string_view id, const
 /// The writer's side. Single-threaded: the store writer's thread only.
 class body_log_writer {
 public:
-    body_log_writer(std::string dir, bool sync, std::int64_t segment_bytes = default_segment_bytes);
+    /// 'segment_bytes': a segment is closed once the next record would pass it (options::body_segment_bytes).
+    body_log_writer(std::string dir, bool sync, std::int64_t segment_bytes);
     ~body_log_writer();
     body_log_writer(const body_log_writer&) = delete;
     body_log_writer& operator=(const body_log_writer&) = delete;
@@ -92,8 +91,6 @@ public:
     void take_back(const body_ref& r);
     /// Before COMMIT: write the buffered records and sync them. Errors: store.io.
     result<void> flush();
-
-    const std::string& dir() const { return dir_; }
 
 private:
     result<void> open_segment(std::int64_t segment);

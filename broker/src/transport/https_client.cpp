@@ -334,14 +334,6 @@ void client::run() {
 
 namespace {
 
-std::string show(std::string_view v) {
-    // Appended rather than '"'" + std::string(...)': GCC 12 warns (-Wrestrict, a false positive).
-    std::string s(1, '\'');
-    s.append(v.substr(0, 80));
-    s.append(v.size() > 80 ? "...'" : "'");
-    return s;
-}
-
 struct url_deleter {
     void operator()(CURLU* u) const { curl_url_cleanup(u); }
 };
@@ -360,10 +352,10 @@ result<long long> parse_number(std::string_view option, std::string_view v, long
     long long n = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (v.empty() || ec != std::errc{} || p != v.data() + v.size())
-        return invalid_option(option, "must be a whole number, got " + show(v));
+        return invalid_option(option, "must be a whole number, got " + quoted_value(v));
     if (n < lo || n > hi)
         return invalid_option(option, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                                           ", got " + show(v));
+                                           ", got " + quoted_value(v));
     return n;
 }
 
@@ -372,7 +364,7 @@ result<bool> parse_bool(std::string_view option, std::string_view v) {
         return true;
     if (v == "false" || v == "0" || v == "no")
         return false;
-    return invalid_option(option, "must be true or false, got " + show(v));
+    return invalid_option(option, "must be true or false, got " + quoted_value(v));
 }
 
 result<std::string> parse_url(std::string_view option, std::string_view v, bool https_only, std::string* host_port) {
@@ -384,19 +376,19 @@ result<std::string> parse_url(std::string_view option, std::string_view v, bool 
         return error{"adapter.nomem", "cannot allocate a URL handle"};
     std::string s(v);
     if (curl_url_set(u.get(), CURLUPART_URL, s.c_str(), 0) != CURLUE_OK)
-        return invalid_option(option, "is not a valid URL: " + show(v));
+        return invalid_option(option, "is not a valid URL: " + quoted_value(v));
     curl_string scheme, host, port;
     if (curl_url_get(u.get(), CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK || !scheme.p)
-        return invalid_option(option, "has no scheme: " + show(v));
+        return invalid_option(option, "has no scheme: " + quoted_value(v));
     std::string sch(scheme.p);
     if (https_only && sch != "https")
-        return invalid_option(option, "must be an https:// URL, got " + show(v));
+        return invalid_option(option, "must be an https:// URL, got " + quoted_value(v));
     if (sch != "http" && sch != "https")
-        return invalid_option(option, "must be http or https, got " + show(sch));
+        return invalid_option(option, "must be http or https, got " + quoted_value(sch));
     if (curl_url_get(u.get(), CURLUPART_HOST, &host.p, 0) != CURLUE_OK || !host.p || !*host.p)
-        return invalid_option(option, "has no host: " + show(v));
+        return invalid_option(option, "has no host: " + quoted_value(v));
     if (curl_url_get(u.get(), CURLUPART_PORT, &port.p, CURLU_DEFAULT_PORT) != CURLUE_OK || !port.p)
-        return invalid_option(option, "has no usable port: " + show(v));
+        return invalid_option(option, "has no usable port: " + quoted_value(v));
     if (host_port)
         *host_port = std::string(host.p) + ":" + port.p;
     return s;
@@ -405,7 +397,7 @@ result<std::string> parse_url(std::string_view option, std::string_view v, bool 
 result<std::string> existing_file(std::string_view option, std::string_view v) {
     std::error_code ec;
     if (v.empty() || !std::filesystem::is_regular_file(std::filesystem::path(v), ec))
-        return invalid_option(option, "must name an existing file, got " + show(v));
+        return invalid_option(option, "must name an existing file, got " + quoted_value(v));
     return std::string(v);
 }
 
