@@ -224,6 +224,7 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
                 {"edb-store", "  of it: store writer (insert, update, commit)", first.insert + first.update},
                 {"edb-http-push", "  of it: http-push thread (HTTP out)", first.http_out},
                 {"edb-checkpoint", "  of it: WAL checkpointer", NAN},
+                {"edb-body-sync", "  of it: body log sync thread", NAN},
             };
             double named = 0;
             for (const auto& p : parts) {

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,18 +77,21 @@ std::uint32_t get_u32(const char* p) {
     return v;
 }
 
-/// fsync a folder, so that the entries created in it survive a power loss.
-result<void> sync_dir(const std::string& dir) {
-    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/// fsync a file or folder by name ('what': "folder" or "segment", for the error).
+result<void> sync_path(const std::string& path, int flags, const char* what) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
     if (fd < 0)
-        return io_error("open folder " + dir, errno);
+        return io_error(std::string("open ") + what + " " + path, errno);
     int rc = ::fsync(fd);
     int err = errno;
     ::close(fd);
     if (rc != 0)
-        return io_error("sync folder " + dir, err);
+        return io_error(std::string("sync ") + what + " " + path, err);
     return {};
 }
+
+/// fsync a folder, so that the entries created in it survive a power loss.
+result<void> sync_dir(const std::string& dir) { return sync_path(dir, O_DIRECTORY, "folder"); }
 
 /// The segment number of a file name "NNNNNNNN.seg", or 0.
 std::int64_t segment_of(const std::string& name) {
@@ -130,6 +134,10 @@ std::vector<std::int64_t> list_segments(const std::string& dir) {
             out.push_back(n);
     std::sort(out.begin(), out.end());
     return out;
+}
+
+result<void> sync_segment(const std::string& dir, std::int64_t segment) {
+    return sync_path(segment_path(dir, segment), 0, "segment");
 }
 
 std::int64_t body_log_bytes(const std::string& dir) {
@@ -199,8 +207,64 @@ body_log_writer::body_log_writer(std::string dir, bool sync, std::int64_t segmen
     : dir_(std::move(dir)), sync_(sync), segment_bytes_(segment_bytes) {}
 
 body_log_writer::~body_log_writer() {
+    if (sync_thread_.joinable()) {
+        {
+            std::lock_guard lk(sync_mu_);
+            sync_stop_ = true;
+        }
+        sync_cv_.notify_all();
+        sync_thread_.join();
+    }
     if (fd_ >= 0)
         ::close(fd_);
+}
+
+void body_log_writer::run_sync_thread() {
+    ::pthread_setname_np(::pthread_self(), "edb-body-sync");
+    std::unique_lock lk(sync_mu_);
+    for (;;) {
+        sync_cv_.wait(lk, [&] { return sync_stop_ || (sync_fd_ >= 0 && !sync_done_); });
+        if (sync_fd_ < 0 || sync_done_)
+            return;  // stopping with nothing asked
+        const int fd = sync_fd_;
+        lk.unlock();
+        const int rc = ::fdatasync(fd);
+        const int err = rc == 0 ? 0 : errno;
+        lk.lock();
+        sync_errno_ = err;
+        sync_done_ = true;
+        sync_cv_.notify_all();
+    }
+}
+
+result<void> body_log_writer::write_and_start_sync() {
+    if (fd_ < 0)
+        return {};
+    if (auto r = write_pending(); !r)
+        return r;
+    if (!sync_ || !unsynced_)
+        return {};
+    {
+        std::lock_guard lk(sync_mu_);
+        sync_fd_ = fd_;
+        sync_done_ = false;
+    }
+    if (!sync_thread_.joinable())
+        sync_thread_ = std::thread([this] { run_sync_thread(); });
+    sync_cv_.notify_all();
+    return {};
+}
+
+result<void> body_log_writer::finish_sync() {
+    std::unique_lock lk(sync_mu_);
+    if (sync_fd_ < 0)
+        return {};  // nothing was started
+    sync_cv_.wait(lk, [&] { return sync_done_; });
+    sync_fd_ = -1;
+    if (sync_errno_ != 0)
+        return io_error("sync " + segment_path(dir_, segment_), sync_errno_);
+    unsynced_ = false;
+    return {};
 }
 
 void body_log_writer::reset() {
@@ -245,12 +309,15 @@ result<void> body_log_writer::open_segment(std::int64_t segment) {
     return {};
 }
 
-result<void> body_log_writer::position(std::int64_t segment, std::int64_t end) {
-    if (segment <= 0) {
-        // The database names no body: a new segment after every file present, so that nothing
-        // appended now can land in a file that a finished prune is about to delete.
+result<void> body_log_writer::position(body_log_pos at, body_log_pos floor) {
+    std::int64_t segment = at.segment;
+    std::int64_t end = at.end;
+    if (segment <= 0 || at < floor) {
+        // The database names no body (or none up to the synced mark: the newest were deleted): a
+        // new segment after every file present, so that nothing appended now can land in a file
+        // that a finished prune is about to delete, nor below the mark.
         auto present = list_segments(dir_);
-        segment = present.empty() ? 1 : present.back() + 1;
+        segment = std::max(present.empty() ? 0 : present.back(), floor.segment) + 1;
         end = 0;
     }
     if (auto r = open_segment(segment); !r)
@@ -330,14 +397,6 @@ result<void> body_log_writer::sync_current() {
         return io_error("sync " + segment_path(dir_, segment_), errno);
     unsynced_ = false;
     return {};
-}
-
-result<void> body_log_writer::flush() {
-    if (fd_ < 0)
-        return {};
-    if (auto r = write_pending(); !r)
-        return r;
-    return sync_current();
 }
 
 } // namespace broker::store::detail

@@ -13,15 +13,26 @@
 // (body_seg, body_off: where the body starts, size: its length, body_crc).
 //
 // Durability: the store writer appends a transaction's bodies to a buffer while its operations
-// run, and before COMMIT writes the buffer with one pwrite and syncs the segment (and the folder
-// when it opened a segment file for the first time); so a committed row never names a body that
-// is not on the disk, and a crash before COMMIT leaves at most an unreferenced tail that the next
-// transaction overwrites. Where to append is read from the database at a transaction's first
-// append (the highest (body_seg, body_off + size), index ix_messages_body), inside the write
+// run; before COMMIT it writes the buffer with one pwrite (from then on every process reads them)
+// and hands the segment's fdatasync to its sync thread (edb-body-sync), so that it runs while
+// SQLite syncs the WAL; the commit counts (and its senders are acknowledged) only when both have
+// returned. A machine that stops between the two may leave committed rows whose bodies are not on
+// the disk; those messages were never acknowledged. To find them without reading the whole log,
+// the database keeps a synced mark (table body_log_synced, schema 9): every body that ends before
+// it was synced. Each transaction moves it past the bodies of the transactions before it (whose
+// syncs have returned), a clean close past all; so only the last transaction's bodies (per
+// writer process) lie past it. Opening the store reads those back under the write lock: a
+// message whose body is missing or damaged there is removed (warning store.body-lost; the
+// sender's retry is a new message), the others' segments are synced and the mark moves past
+// them. Nothing is ever written below the mark (position()). The segment and the folder entry of
+// a new segment file are synced too. A crash before COMMIT leaves at most an unreferenced tail that
+// the next transaction overwrites. Where to append is read from the database at a transaction's
+// first append (the highest (body_seg, body_off + size), index ix_messages_body), inside the write
 // transaction: so writers of several processes (the broker and `edibroker messages resend`, say)
-// take turns under SQLite's write lock and never need a lock of their own or a recovery step.
-// With synchronous=OFF or NORMAL nothing is synced, as SQLite's commits are not; after a power
-// loss a row may then name a body that is not there, which reading reports (store.corrupt).
+// take turns under SQLite's write lock and never need a lock of their own.
+// With synchronous=OFF or NORMAL nothing is synced, as SQLite's commits are not, and the mark
+// only says what was committed; after a power loss a row may then name a body that is not there,
+// which reading reports (store.corrupt).
 //
 // Retention: after a transaction that pruned messages, the writer deletes every segment file no
 // row names, holding SQLite's write lock while it looks (so no writer is appending meanwhile). A
@@ -30,9 +41,12 @@
 
 #include "broker/error.hpp"
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace broker::store::detail {
@@ -43,6 +57,13 @@ struct body_ref {
     std::int64_t offset = 0;
     std::int64_t length = 0;
     std::uint32_t crc = 0;
+};
+
+/// A place in the log: a segment and an offset in it (ordered as the log grows).
+struct body_log_pos {
+    std::int64_t segment = 0;
+    std::int64_t end = 0;
+    auto operator<=>(const body_log_pos&) const = default;
 };
 
 inline constexpr std::uint32_t record_magic = 0x31424445;  // "EDB1" as little-endian bytes
@@ -60,6 +81,8 @@ std::string body_log_dir(const std::string& db_path);
 std::string segment_path(const std::string& dir, std::int64_t segment);
 /// The segment numbers of the files in 'dir', ascending (none when it does not exist).
 std::vector<std::int64_t> list_segments(const std::string& dir);
+/// Sync a segment file that any process wrote (opening the store after a crash). Errors: store.io.
+result<void> sync_segment(const std::string& dir, std::int64_t segment);
 /// Total bytes of the segment files in 'dir'.
 std::int64_t body_log_bytes(const std::string& dir);
 
@@ -68,7 +91,7 @@ std::int64_t body_log_bytes(const std::string& dir);
 /// Runs on: any thread (opens the segment file read-only for the call).
 result<std::string> read_body(const std::string& dir, std::string_view id, const body_ref& ref);
 
-/// The writer's side. Single-threaded: the store writer's thread only.
+/// The writer's side. Used by the store writer's thread only (which hands syncs to a thread of its own).
 class body_log_writer {
 public:
     /// 'segment_bytes': a segment is closed once the next record would pass it (options::body_segment_bytes).
@@ -81,21 +104,31 @@ public:
     void reset();
     /// Whether this transaction already knows where to append.
     bool positioned() const { return positioned_; }
-    /// Append from (segment, end): the end of the highest body the database names, or (0, 0) when
-    /// it names none (a new segment is started after the highest file present).
-    result<void> position(std::int64_t segment, std::int64_t end);
-    /// Append a record (buffered until flush). Requires positioned(). When the segment would grow
+    /// Append from 'at': the end of the highest body the database names, or {0, 0} when it names
+    /// none. Never below 'floor' (how far the log is known to be synced: what lies below it is
+    /// never written again): when 'at' is below it, or {0, 0}, a new segment is started after
+    /// the highest file present and floor's segment.
+    result<void> position(body_log_pos at, body_log_pos floor);
+    /// Append a record (buffered until write_and_start_sync). Requires positioned(). When the segment would grow
     /// past its size, what is buffered is written and synced and a new segment begins.
     result<body_ref> append(std::string_view id, std::string_view body);
-    /// Take back the last append (its row was not inserted); only the last one, only before flush.
+    /// Take back the last append (its row was not inserted); only the last one, only before it is written.
     void take_back(const body_ref& r);
-    /// Before COMMIT: write the buffered records and sync them. Errors: store.io.
-    result<void> flush();
+    /// Before COMMIT: write the buffered records (after this, every process reads them), then
+    /// start their sync on the log's sync thread, to run while SQLite commits. Errors: store.io
+    /// (nothing started). Every successful call is followed by finish_sync().
+    result<void> write_and_start_sync();
+    /// After COMMIT (whatever its outcome): wait for the sync write_and_start_sync() started.
+    /// Errors: store.io.
+    result<void> finish_sync();
+    /// Where this transaction's appends end (after its last record); {0, 0} when it appended nothing.
+    body_log_pos end() const { return positioned_ ? body_log_pos{segment_, next_} : body_log_pos{}; }
 
 private:
     result<void> open_segment(std::int64_t segment);
     result<void> write_pending();
     result<void> sync_current();
+    void run_sync_thread();
 
     std::string dir_;
     bool sync_;
@@ -109,6 +142,15 @@ private:
     std::string pending_;            ///< records appended and not written yet
     bool unsynced_ = false;          ///< written to fd_ since its last sync
     std::vector<std::int64_t> dir_synced_;  ///< segments whose directory entry this process has synced
+
+    // The sync thread (started at the first write_and_start_sync). Lock: sync_mu_.
+    std::thread sync_thread_;
+    std::mutex sync_mu_;
+    std::condition_variable sync_cv_;
+    int sync_fd_ = -1;          ///< the file to sync; -1: nothing asked
+    bool sync_done_ = false;    ///< the asked sync has finished, with sync_errno_
+    int sync_errno_ = 0;
+    bool sync_stop_ = false;
 };
 
 } // namespace broker::store::detail

@@ -279,6 +279,22 @@ ALTER TABLE messages ADD COLUMN body_off INTEGER;
 ALTER TABLE messages ADD COLUMN body_crc INTEGER;
 CREATE INDEX ix_messages_body ON messages(body_seg, body_off) WHERE body_seg IS NOT NULL;
 )sql"},
+{9, R"sql(
+-- How far the body log is known to be on the disk (body_log.hpp, "Durability"): every body that
+-- ends at or before (seg, end_off) was synced before its message was acknowledged and before this
+-- row moved past it. Bodies beyond it are the last transactions' and are read back when the store
+-- opens. Up to schema 8 a body was synced before its row was committed: all of them are.
+CREATE TABLE body_log_synced (
+    id      INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    seg     INTEGER NOT NULL,
+    end_off INTEGER NOT NULL
+);
+INSERT INTO body_log_synced(id, seg, end_off) VALUES(1, 0, 0);
+UPDATE body_log_synced SET (seg, end_off) =
+    (SELECT body_seg, body_off + size FROM messages WHERE body_seg IS NOT NULL
+     ORDER BY body_seg DESC, body_off DESC LIMIT 1)
+  WHERE EXISTS (SELECT 1 FROM messages WHERE body_seg IS NOT NULL);
+)sql"},
 };
 // clang-format on
 

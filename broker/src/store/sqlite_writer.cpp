@@ -2,6 +2,8 @@
 // and steps prepared statements only (no SQL text is built per message).
 #include "store/sqlite_writer.hpp"
 
+#include "broker/log.hpp"
+
 #include "store/schema.hpp"
 #include "store/sqlite_store.hpp"
 #include "store/wal_write_buffer.hpp"
@@ -112,6 +114,8 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
     if (auto r = w->prepare_all(); !r)
         return r.error();
     w->body_dir_ = body_log_dir(o.path);
+    if (auto r = w->check_body_log_tail(sync == "FULL" || sync == "EXTRA"); !r)
+        return r.error();
     if (o.body_log)
         w->body_log_ = std::make_unique<body_log_writer>(w->body_dir_, sync == "FULL" || sync == "EXTRA",
                                                          o.body_segment_bytes);
@@ -143,6 +147,9 @@ result<void> writer_conn::prepare_all() {
         // The body log's end, and the segments still named (ix_messages_body; body_log.hpp).
         {body_end_, "SELECT body_seg, body_off + size FROM messages WHERE body_seg IS NOT NULL"
                     " ORDER BY body_seg DESC, body_off DESC LIMIT 1"},
+        {synced_get_, "SELECT seg, end_off FROM body_log_synced WHERE id = 1"},
+        {synced_set_, "UPDATE body_log_synced SET seg = ?1, end_off = ?2"
+                      " WHERE id = 1 AND (seg < ?1 OR (seg = ?1 AND end_off < ?2))"},
         {next_segment_, "SELECT body_seg FROM messages WHERE body_seg IS NOT NULL AND body_seg > ?1"
                         " ORDER BY body_seg, body_off LIMIT 1"},
         {transition_, "INSERT INTO transitions(message_id, state, at, detail) VALUES(?1, ?2, ?3, ?4)"},
@@ -185,8 +192,16 @@ result<void> writer_conn::prepare_all() {
 }
 
 void writer_conn::close() {
+    // A clean stop leaves the mark past every body this writer synced: the next open reads none
+    // of them back. Best effort: without it the next open only reads a few more.
+    if (db_ && body_log_ && !io_failure_ && synced_ > marked_ && begin() == SQLITE_OK) {
+        if (write_synced_mark(synced_) == SQLITE_OK && control(commit_) == SQLITE_OK)
+            marked_ = synced_;
+        else
+            rollback();
+    }
     statement* all[] = {&begin_,   &commit_, &rollback_,      &savepoint_, &release_,   &rollback_to_,
-                        &insert_,  &duplicate_, &body_,       &transition_, &body_end_, &next_segment_,
+                        &insert_,  &duplicate_, &body_,       &transition_, &body_end_, &next_segment_, &synced_get_, &synced_set_,
                         &set_state_, &set_state_from_, &current_state_,
                         &touch_,   &delivery_, &delivered_,   &read_,      &apprec_,    &route_,
                         &party_,   &delete_parties_, &prune_};
@@ -236,13 +251,39 @@ int writer_conn::begin() {
 }
 
 int writer_conn::commit() {
-    // The bodies this transaction's rows name reach the disk before the rows do.
-    if (body_log_)
-        if (auto r = body_log_->flush(); !r) {
-            note_io_failure(r.error());
-            return SQLITE_IOERR;
+    if (!body_log_)
+        return control(commit_);
+    // The earlier transactions' bodies are synced (each commit below waited for its own): the
+    // synced mark moves past them in this one.
+    const body_log_pos mark = synced_;
+    if (mark > marked_)
+        if (int rc = write_synced_mark(mark); rc != SQLITE_OK) {
+            fail(rc, "move the body log's synced mark");
+            return rc;
         }
-    return control(commit_);
+    // The bodies this transaction's rows name are written (every process reads them from here
+    // on) and synced while SQLite commits: the two syncs overlap instead of following each other.
+    // The commit is reported (and its senders acknowledged) only when both are on the disk.
+    // Should the machine stop between the two, rows may be there without their bodies: they are
+    // past the synced mark, never acknowledged, and opening the store removes them
+    // (check_body_log_tail).
+    if (auto r = body_log_->write_and_start_sync(); !r) {
+        note_io_failure(r.error());
+        return SQLITE_IOERR;
+    }
+    int rc = control(commit_);
+    if (auto r = body_log_->finish_sync(); !r) {
+        // Committed rows whose bodies may not be on the disk: fail the store (sticky, like any I/O
+        // failure); no sender of this batch is acknowledged, and the next open checks the bodies.
+        note_io_failure(r.error());
+        if (rc == SQLITE_OK)
+            rc = SQLITE_IOERR;
+    }
+    if (rc == SQLITE_OK) {
+        marked_ = std::max(marked_, mark);
+        synced_ = std::max(synced_, body_log_->end());
+    }
+    return rc;
 }
 
 void writer_conn::after_commit() {
@@ -286,14 +327,109 @@ result<void> writer_conn::sweep_segments() {
     return {};
 }
 
+result<body_log_pos> writer_conn::read_synced_mark() {
+    reset_guard g(synced_get_);
+    int rc = sqlite3_step(synced_get_.get());
+    if (rc == SQLITE_ROW)
+        return body_log_pos{col_int(synced_get_.get(), 0), col_int(synced_get_.get(), 1)};
+    if (rc != SQLITE_DONE)
+        return fail(rc, "read the body log's synced mark");
+    return body_log_pos{};
+}
+
+int writer_conn::write_synced_mark(body_log_pos at) {
+    reset_guard g(synced_set_);
+    bind_int(synced_set_.get(), 1, at.segment);
+    bind_int(synced_set_.get(), 2, at.end);
+    int rc = sqlite3_step(synced_set_.get());
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+result<void> writer_conn::check_body_log_tail(bool sync) {
+    // Under the write lock: no writer of any process appends or moves the mark meanwhile.
+    if (int rc = begin(); rc != SQLITE_OK)
+        return fail(rc, "begin the body log check");
+    auto done = [&](result<void> r) -> result<void> {
+        if (!r) {
+            rollback();
+            return r;
+        }
+        if (int rc = control(commit_); rc != SQLITE_OK)
+            return fail(rc, "commit the body log check");
+        return {};
+    };
+    auto mark = read_synced_mark();
+    if (!mark)
+        return done(mark.error());
+    auto st = statement::prepare(db_, "SELECT id, body_seg, body_off, size, body_crc FROM messages"
+                                      " WHERE body_seg IS NOT NULL AND body_seg >= ?1"
+                                      " AND (body_seg > ?1 OR body_off + size > ?2)");
+    if (!st)
+        return done(st.error());
+    std::vector<std::pair<std::string, std::string>> lost;  // id, why
+    std::vector<std::int64_t> segments;                      // of the bodies found whole
+    body_log_pos high = *mark;
+    {
+        reset_guard g(*st);
+        bind_int(st->get(), 1, mark->segment);
+        bind_int(st->get(), 2, mark->end);
+        int rc;
+        while ((rc = sqlite3_step(st->get())) == SQLITE_ROW) {
+            sqlite3_stmt* s = st->get();
+            std::string id = col_text(s, 0);
+            body_ref ref{col_int(s, 1), col_int(s, 2), col_int(s, 3), static_cast<std::uint32_t>(col_int(s, 4))};
+            auto b = read_body(body_dir_, id, ref);
+            if (!b && b.error().code == "store.corrupt") {
+                lost.emplace_back(std::move(id), b.error().message);
+                continue;
+            }
+            if (!b)
+                return done(b.error());
+            if (std::find(segments.begin(), segments.end(), ref.segment) == segments.end())
+                segments.push_back(ref.segment);
+            high = std::max(high, body_log_pos{ref.segment, ref.offset + ref.length});
+        }
+        if (rc != SQLITE_DONE)
+            return done(fail(rc, "check the body log"));
+    }
+    // The whole ones may still be only in the page cache (their writer stopped before its sync
+    // returned): synced here before the mark passes them.
+    if (sync)
+        for (std::int64_t n : segments)
+            if (auto r = sync_segment(body_dir_, n); !r)
+                return done(r);
+    auto del = statement::prepare(db_, "DELETE FROM messages WHERE id = ?1");
+    if (!del)
+        return done(del.error());
+    for (const auto& [id, why] : lost) {
+        reset_guard g(*del);
+        bind_text(del->get(), 1, id);
+        if (int rc = sqlite3_step(del->get()); rc != SQLITE_DONE)
+            return done(fail(rc, "remove a message without its body"));
+        log::warn("store.body-lost", {{"id", id},
+                                      {"reason", "its body did not reach the disk before the machine stopped, so "
+                                                 "it was never acknowledged; removed (the sender's retry is taken "
+                                                 "as new): " + why}});
+    }
+    if (high > *mark)
+        if (int rc = write_synced_mark(high); rc != SQLITE_OK)
+            return done(fail(rc, "move the body log's synced mark"));
+    marked_ = high;
+    return done({});
+}
+
 result<void> writer_conn::position_body_log() {
+    auto mark = read_synced_mark();  // another process's writer may have moved it
+    if (!mark)
+        return mark.error();
+    marked_ = std::max(marked_, *mark);
     reset_guard g(body_end_);
     int rc = sqlite3_step(body_end_.get());
     if (rc == SQLITE_ROW)
-        return body_log_->position(col_int(body_end_.get(), 0), col_int(body_end_.get(), 1));
+        return body_log_->position({col_int(body_end_.get(), 0), col_int(body_end_.get(), 1)}, marked_);
     if (rc != SQLITE_DONE)
         return fail(rc, "find the body log's end");
-    return body_log_->position(0, 0);
+    return body_log_->position({}, marked_);
 }
 int writer_conn::savepoint() { return control(savepoint_); }
 int writer_conn::release() { return control(release_); }

@@ -90,6 +90,15 @@ private:
     result<bool> step_guarded(sqlite3_stmt* s, std::string_view id, std::string_view state, millis now,
                               std::string_view detail, std::string_view what);
 
+    /// At open, under the write lock: every body past the synced mark is read back (they are the
+    /// last transactions', whose sync a crash may have cut short); a message whose body is missing
+    /// or damaged there was never acknowledged and is removed, with a warning naming its id; the
+    /// others' segments are synced ('sync') and the mark moves past them.
+    result<void> check_body_log_tail(bool sync);
+    /// The body log's synced mark as the database has it (table body_log_synced, schema 9).
+    result<body_log_pos> read_synced_mark();
+    /// Move the mark forward to 'at' in the open transaction (never back). SQLITE_OK or the error.
+    int write_synced_mark(body_log_pos at);
     /// Position the body log for this transaction (first append): the highest body the database names.
     result<void> position_body_log();
     /// In a transaction of its own (holding SQLite's write lock, so no writer of any process is
@@ -101,10 +110,12 @@ private:
     std::unique_ptr<body_log_writer> body_log_;  ///< null: bodies go to the bodies table
     std::string body_dir_;            ///< the body log's folder (also read with body_log_ off)
     bool sweep_wanted_ = false;       ///< a prune deleted messages: sweep after the commit
+    body_log_pos synced_;             ///< this writer's committed bodies are synced up to here
+    body_log_pos marked_;             ///< the synced mark as last read or written
     std::optional<error> io_failure_;
 
     statement begin_, commit_, rollback_, savepoint_, release_, rollback_to_;
-    statement insert_, duplicate_, body_, transition_, body_end_, next_segment_;
+    statement insert_, duplicate_, body_, transition_, body_end_, next_segment_, synced_get_, synced_set_;
     statement set_state_, set_state_from_, current_state_, touch_, delivery_, delivered_, delivered_from_;
     statement read_, apprec_, route_;
     statement party_, delete_parties_;

@@ -113,8 +113,8 @@ TEST_CASE("a store of schema 5 is upgraded in place: messages kept, listed by st
             insert(*s, make_msg("m" + std::to_string(i), "8093240", "", i % 2 ? "8142519" : "8142520"));
         s->close();
     }
-    // Back to schema 5 as a release with it left it: its two indexes, no record of migrations 6 to 8.
-    raw_query(o.path, "DROP INDEX ix_messages_body; ALTER TABLE messages DROP COLUMN body_seg;"
+    // Back to schema 5 as a release with it left it: its two indexes, no record of migrations 6 to 9.
+    raw_query(o.path, "DROP TABLE body_log_synced; DROP INDEX ix_messages_body; ALTER TABLE messages DROP COLUMN body_seg;"
                       "ALTER TABLE messages DROP COLUMN body_off; ALTER TABLE messages DROP COLUMN body_crc;"
                       "DROP INDEX ix_messages_receiver; DROP INDEX ix_messages_state;"
                       "CREATE INDEX ix_messages_receiver_state ON messages(receiver_her, state, received_at)"
