@@ -14,6 +14,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -190,12 +191,18 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
             -1);
         add("POST -> delivery p99, peak", get("broker.peak", "deliver_p99_us") / 1000, 2, "ms", floor_p99 / 1000, 2, "",
             -1);
-        // run.sh --sweep tries a second number of senders for the peak; the one not taken stays as
-        // broker.peak.cN.
+        // run.sh --sweep tries more numbers of senders for the peak; those not taken stay as
+        // broker.peak.cN, shown by number of senders.
+        std::vector<const json::object*> levels;
         for (auto& [n, o] : rows)
             if (n.rfind("broker.peak.c", 0) == 0)
-                add("accepted durable msg/s, closed loop, " + fixed(num(o, "connections", NAN), 0) + " senders",
-                    num(o, "accepted_per_s", NAN), 0, "msg/s", bound, 0, "", -1);
+                levels.push_back(&o);
+        std::sort(levels.begin(), levels.end(), [&](const json::object* a, const json::object* b) {
+            return num(*a, "connections", 0) < num(*b, "connections", 0);
+        });
+        for (const json::object* o : levels)
+            add("accepted durable msg/s, closed loop, " + fixed(num(*o, "connections", NAN), 0) + " senders",
+                num(*o, "accepted_per_s", NAN), 0, "msg/s", bound, 0, "", -1);
         if (rows.count("broker.half")) {
             double p99 = get("broker.half", "ack_p99_us") / 1000;
             add("offered rate, half of peak accepted (open loop)", half_rate, 0, "msg/s", bound, 0, "", -1);

@@ -7,8 +7,8 @@
 #   1. stage limits: SQLite insert/update (WAL, synchronous=FULL, 1/32/256 per commit), Xerces SAX
 #      parse+validate, wrk against nginx (204 to a 4 KB POST), libcurl multi POSTs → the end-to-end bound;
 #   2. edibroker (Release, default durability) delivering by http-push to a real receiver, loaded with
-#      4 KB Dialogmelding POSTs from many senders: closed loop at peak (C and then 2C senders, the
-#      better is the peak; one level only with --quick or --no-sweep), then open loop at half the
+#      4 KB Dialogmelding POSTs from many senders: closed loop at peak (C, 2C and 4C senders, the
+#      best is the peak; one level only with --quick or --no-sweep), then open loop at half the
 #      peak, then closed loop until N messages (default 100000) are stored, for the peak RSS;
 #   3. one table with each figure and its ratio to the bound of this run, and the same as JSON;
 #      with the machine's speed just before and just after the broker phases (the Xerces stage
@@ -18,7 +18,7 @@
 #
 # --quick: one run per stage, shorter phases. --json FILE: where the JSON goes (default
 # build-bench/bench-result.json; the raw lines go next to it as .jsonl). --connections C: concurrent
-# senders (default 64). --sweep / --no-sweep: the peak also with 2C senders, or not (default: a full
+# senders (default 64). --sweep / --no-sweep: the peak also with 2C and 4C senders, or not (default: a full
 # run sweeps, a --quick one does not). --keep: keep the work folder (broker log, database).
 # --no-build: use the binaries already in build-bench. Every phase records the machine's other load
 # (other_cores).
@@ -151,14 +151,14 @@ probe before
 say "broker: starting the vendor receiver and edibroker (Release, defaults: synchronous=FULL, group commit 256)"
 start_broker
 
-# The peak: closed loop with C senders and then (full runs, --sweep) 2C: with 64 senders the cores
-# were still 15-20 % idle while every sender waited for a commit, so the broker's peak is found
-# with more of them, not assumed at one sender count. The higher accepted rate is the peak
-# the table reports (phase broker.peak, its number of senders in the table), the other stays in
-# the results as broker.peak.cN. The second level runs on the first one's messages, and the half
-# rate phase then follows a peak twice as long.
+# The peak: closed loop with C senders and then (full runs, --sweep) 2C and 4C: with 64 senders
+# the cores were still 15-20 % idle while every sender waited for a commit, and with 128 still
+# 4-9 %, so the broker's peak is found with more of them, not assumed at one sender count. The
+# highest accepted rate is the peak the table reports (phase broker.peak, its number of senders
+# in the table), the others stay in the results as broker.peak.cN. Each level runs on the earlier
+# ones' messages, and the half rate phase then follows them.
 levels=("$conns")
-if ((sweep)); then levels+=("$((conns * 2))"); fi
+if ((sweep)); then levels+=("$((conns * 2))" "$((conns * 4))"); fi
 peak=0 best=""
 for c in "${levels[@]}"; do
   say "broker: peak, closed loop, $c senders, ${PEAK_SECS}s"
