@@ -90,6 +90,18 @@ run_result run(const std::vector<std::string>& args) {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err};
 }
 
+/// `edibroker serve` on 127.0.0.1:0 with its data in 'data' (the repo's demo registry and rules),
+/// once it prints where it listens; 'url' gets "http://HOST:PORT".
+child serve(const std::string& data, std::string& url) {
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--set",
+                     "log-level=warn"});
+    std::string line = read_line(c.out, 20000);
+    INFO("stdout: " << line);
+    REQUIRE(line.rfind("listening on 127.0.0.1:", 0) == 0);
+    url = "http://" + line.substr(std::string("listening on ").size());
+    return c;
+}
+
 } // namespace
 
 TEST_CASE("edibroker validate: exit 0 when valid, 1 with FILE:LINE:COL otherwise", "[integration][cli]") {
@@ -128,20 +140,16 @@ TEST_CASE("every command answers --help on stdout with exit 0", "[integration][c
 
 TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[integration][cli]") {
     temp_dir dir;
-    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
-                     (dir.path() / "data").string(), "--set", "log-level=warn"});
-    std::string line = read_line(c.out, 20000);
-    INFO("stdout: " << line);
-    REQUIRE(line.rfind("listening on 127.0.0.1:", 0) == 0);
-    std::string addr = line.substr(std::string("listening on ").size());
-    auto h = http_request("GET", "http://" + addr + "/healthz");
+    std::string url;
+    child c = serve((dir.path() / "data").string(), url);
+    auto h = http_request("GET", url + "/healthz");
     CHECK(h.status == 200);
     CHECK(h.body.find("\"status\":\"ok\"") != std::string::npos);
     // The demo registry and rules from the repo were loaded.
     CHECK(h.body.find("\"parties\":0") == std::string::npos);
     // The walk-through message routes with the demo configuration.
     auto doc = read_file(source_dir() / "tests/fixtures/messages/dialog-portal-to-oslo.xml");
-    auto r = http_request("POST", "http://" + addr + "/Messages", doc, {"Content-Type: application/xml"});
+    auto r = http_request("POST", url + "/Messages", doc, {"Content-Type: application/xml"});
     CHECK(r.status == 201);
     CHECK(r.body.find("\"state\":\"routed\"") != std::string::npos);
     kill(c.pid, SIGTERM);
@@ -195,15 +203,8 @@ TEST_CASE("serve killed (SIGKILL) while senders post: every acknowledged message
           "[integration][cli]") {
     temp_dir dir;
     const std::string data = (dir.path() / "data").string();
-    auto start = [&] {
-        child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--set",
-                         "log-level=warn"});
-        std::string line = read_line(c.out, 20000);
-        INFO("stdout: " << line);
-        REQUIRE(line.rfind("listening on 127.0.0.1:", 0) == 0);
-        return std::pair{c, "http://" + line.substr(std::string("listening on ").size())};
-    };
-    auto [c, url] = start();
+    std::string url;
+    child c = serve(data, url);
     const std::string doc = read_file(source_dir() / "tests/fixtures/messages/dialog-portal-to-oslo.xml");
     const std::string msg_id = "6f1c2f3e-5d4b-4a39-9c1e-0b7a8d2e4f10";
     REQUIRE(doc.find(msg_id) != std::string::npos);
@@ -245,7 +246,8 @@ TEST_CASE("serve killed (SIGKILL) while senders post: every acknowledged message
     close(c.out);
     close(c.err);
 
-    auto [c2, url2] = start();
+    std::string url2;
+    child c2 = serve(data, url2);
     INFO(acked.size() << " acknowledged before the kill");
     std::size_t whole = 0;
     for (const auto& [id, d] : acked) {

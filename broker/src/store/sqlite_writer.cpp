@@ -57,6 +57,8 @@ writer_conn::~writer_conn() { close(); }
 
 result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
     const std::string sync = sync_mode(o.synchronous);
+    // Whether commits are synced: the body log syncs its segments (and checks them at open) alike.
+    const bool durable = sync == "FULL" || sync == "EXTRA";
     if (sync.empty())
         return error("store.config", "synchronous must be OFF, NORMAL, FULL or EXTRA, not '" + o.synchronous + "'");
     if (o.path.empty())
@@ -79,7 +81,7 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
     configure_sqlite_once();
     std::unique_ptr<writer_conn> w(new writer_conn());
     // With a sync per commit the WAL's frames go out in one write per commit (wal_write_buffer.hpp).
-    const char* vfs = sync == "FULL" || sync == "EXTRA" ? wal_write_buffer_vfs() : nullptr;
+    const char* vfs = durable ? wal_write_buffer_vfs() : nullptr;
     int rc = sqlite3_open_v2(o.path.c_str(), &w->db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
@@ -114,11 +116,10 @@ result<std::unique_ptr<writer_conn>> writer_conn::open(const options& o) {
     if (auto r = w->prepare_all(); !r)
         return r.error();
     w->body_dir_ = body_log_dir(o.path);
-    if (auto r = w->check_body_log_tail(sync == "FULL" || sync == "EXTRA"); !r)
+    if (auto r = w->check_body_log_tail(durable); !r)
         return r.error();
     if (o.body_log)
-        w->body_log_ = std::make_unique<body_log_writer>(w->body_dir_, sync == "FULL" || sync == "EXTRA",
-                                                         o.body_segment_bytes);
+        w->body_log_ = std::make_unique<body_log_writer>(w->body_dir_, durable, o.body_segment_bytes);
     return w;
 }
 
