@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json.hpp>
 
 #include <fstream>
@@ -87,8 +89,17 @@ TEST_CASE("bench: a second of closed-loop load, every accepted message delivered
     o.seconds = 1;
     o.receiver = receiver_address(rcv);
     o.drain_seconds = 20;
+    // The store's group-commit counters from the broker's /metrics (its admin listener), around the load.
+    const std::string admin = env->server->admin_address();
+    REQUIRE(admin.rfind("127.0.0.1:", 0) == 0);
+    const auto admin_port = static_cast<unsigned short>(std::stoi(admin.substr(admin.find(':') + 1)));
+    const bench::store_counters c0 = bench::read_store_counters(admin_port);
     auto r = bench::run_sender(o);
+    const bench::store_counters c1 = bench::read_store_counters(admin_port);
     INFO(bench::to_json(r));
+    CHECK(c0.commits >= 0);
+    CHECK(c1.commits > c0.commits);
+    CHECK(c1.write_ops - c0.write_ops >= 2 * static_cast<std::int64_t>(r.delivered));  // intake + delivered state
     CHECK(r.error.empty());
     CHECK(r.accepted > 0);
     CHECK(r.sent == r.accepted);
@@ -220,6 +231,17 @@ TEST_CASE("bench: the kernel's part of a process's CPU is read from /proc and ge
     CHECK(bench::pid_kernel_cpu_us(-1) == -1);
 }
 
+TEST_CASE("bench: no answer from /metrics reads as unknown counters", "[bench]") {
+    // A port nothing listens on: bound, noted, closed.
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::acceptor acc(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    const unsigned short port = acc.local_endpoint().port();
+    acc.close();
+    const bench::store_counters c = bench::read_store_counters(port);
+    CHECK(c.commits == -1);
+    CHECK(c.write_ops == -1);
+}
+
 TEST_CASE("bench: the report compares the machine's speed around the broker phases with the stages'",
           "[bench]") {
     // A results file as run.sh writes it, with the Xerces stage measured again just before the
@@ -231,7 +253,8 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
         R"({"name":"broker.peak","connections":64,"accepted_per_s":6000,"delivered_per_s":6000,)"
         R"("accepted":1000,"checked":true,"lost":0,"duplicates":0,"watched_cpu_us_per_msg":200,)"
         R"("watched_kernel_cpu_us_per_msg":43.3,"client_cpu_us_per_msg":12,)"
-        R"("client_kernel_cpu_us_per_msg":9.5,"machine_idle_cores":0.14,"machine_iowait_cores":0.08})" "\n"
+        R"("client_kernel_cpu_us_per_msg":9.5,"machine_idle_cores":0.14,"machine_iowait_cores":0.08,)"
+        R"("store_commits":1280,"store_commits_per_s":160,"store_ops_per_commit":79.4})" "\n"
         R"({"name":"probe.xerces.after","unit":"msg/s","value":20000,"cpu_us_per_op":50})" "\n");
     CHECK(doc.at("derived").at("machine_speed_before_broker").as_double() == Approx(0.8));
     CHECK(doc.at("derived").at("machine_speed_after_broker").as_double() == Approx(1.0));
@@ -270,6 +293,15 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
     REQUIRE(static_cast<std::size_t>(idle + 1) < rows.size());
     CHECK(rows[static_cast<std::size_t>(idle + 1)].first == "  of it: while the disk had work (iowait)");
     CHECK(rows[static_cast<std::size_t>(idle + 1)].second == "0.08 cores");
+    // The group commit at the peak: commits per second, then write operations per commit against
+    // the largest batch; no half-rate phase in this file, so no half-rate rows.
+    const int commits = at("store commits per second, peak");
+    REQUIRE(commits >= 0);
+    CHECK(rows[static_cast<std::size_t>(commits)].second == "160 /s");
+    REQUIRE(static_cast<std::size_t>(commits + 1) < rows.size());
+    CHECK(rows[static_cast<std::size_t>(commits + 1)].first == "  write operations per commit (2 per message)");
+    CHECK(rows[static_cast<std::size_t>(commits + 1)].second == "79.4");
+    CHECK(at("store commits per second, half rate") < 0);
     // No receiver figures in this file: no receiver rows.
     CHECK(at("receiver (vendor) CPU per request") < 0);
     // The probes are not stage limits: they do not enter the bound.

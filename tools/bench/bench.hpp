@@ -1,7 +1,7 @@
 // edibroker's benchmark tools: the load generator (many concurrent senders POSTing 4 KB
 // Dialogmelding messages), the vendor receiver that counts deliveries by MsgId, the stage
 // micro-benchmarks (SQLite, Xerces, libcurl, wrk against nginx) and the report that puts the
-// broker's figures next to the limits measured in the same run. See tools/bench/README.md.
+// broker's figures next to the limits measured in the same run. See the README's "Benchmark".
 //
 // Everything here runs on 127.0.0.1 only; every loop is bounded in count and time.
 #pragma once
@@ -52,6 +52,13 @@ struct machine_cpu {
 machine_cpu machine_cpu_us();
 /// The 1-minute load average (/proc/loadavg); -1 if unreadable.
 double load_average_1m();
+/// The store's group-commit counters from edibroker's Prometheus text (`GET /metrics` on its admin
+/// listener at 127.0.0.1:'port'): edibroker_store_commits_total and edibroker_store_write_ops_total.
+/// -1 in both when they cannot be read (no answer within 2 s, or the lines are missing).
+struct store_counters {
+    std::int64_t commits = -1, write_ops = -1;
+};
+store_counters read_store_counters(unsigned short port);
 
 /// p in [0,100]; sorts a copy. 0 for an empty sample.
 double percentile(std::vector<std::uint32_t> v, double p);

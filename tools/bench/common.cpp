@@ -10,9 +10,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace bench {
@@ -102,6 +105,41 @@ std::int64_t pid_peak_rss_kib(int pid) {
         if (line.rfind("VmHWM:", 0) == 0)
             return std::atoll(line.c_str() + 6);
     return -1;
+}
+
+store_counters read_store_counters(unsigned short port) {
+    store_counters c;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return c;
+    timeval tv{2, 0};  // every send and receive below gives up after 2 s
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string text;
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+        ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+        char buf[16384];
+        for (ssize_t n; text.size() < (4u << 20) && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+            text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    // Prometheus text: "name value" per line; HELP and TYPE lines start with '#'.
+    auto value = [&](std::string_view name) -> std::int64_t {
+        for (std::size_t at = 0; (at = text.find(name, at)) != std::string::npos; at += name.size())
+            if ((at == 0 || text[at - 1] == '\n') && at + name.size() < text.size() && text[at + name.size()] == ' ')
+                return std::atoll(text.c_str() + at + name.size() + 1);
+        return -1;
+    };
+    const std::int64_t commits = value("edibroker_store_commits_total");
+    const std::int64_t ops = value("edibroker_store_write_ops_total");
+    if (commits >= 0 && ops >= 0)
+        c = {commits, ops};
+    return c;
 }
 
 machine_cpu machine_cpu_us() {

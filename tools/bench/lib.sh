@@ -4,7 +4,7 @@
 # bench_setup NAME: needs here, build (1: build) and keep (1: keep the work folder); sets bdir,
 # BROKER, BENCH, work (/tmp/edibroker-NAME.XXXXXX: ext4 on the virtio disk here, as in limits.md) and
 # pids (processes to stop), and stops them and removes work on exit.
-# start_broker sets rpid, rport, bpid, bport.
+# start_broker sets rpid, rport, bpid, bport, aport.
 
 bench_setup() {
   bdir="$here/build-bench"
@@ -84,4 +84,6 @@ XML
   bpid=$!; pids+=("$bpid")
   # Under valgrind the start takes a while: wait up to 60 s.
   bport="$(wait_line "$work/broker.out" '^listening on' "$bpid" 1200 | sed 's/.*://')"
+  # The admin listener (/metrics: the load generator reads the store's commit counters there).
+  aport="$(wait_line "$work/broker.out" '^admin listening on' "$bpid" 200 | sed 's/.*://')"
 }

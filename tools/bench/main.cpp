@@ -22,9 +22,11 @@ const char* usage = R"(usage: edibroker-bench COMMAND [--option value]...
 
   send          --port P [--host 127.0.0.1] [--connections 64] [--seconds 10] [--rate 0] [--max 0]
                 [--size 4096] [--receiver HOST:PORT] [--drain 60] [--name broker.peak] [--watch-pid PID]
-                [--receiver-pid PID]
+                [--receiver-pid PID] [--metrics-port P]
                 Load the broker with Dialogmelding POSTs; with --receiver, check every accepted
-                message arrived there exactly once. Prints one JSON line; exit 0 when all is well.
+                message arrived there exactly once; with --metrics-port (edibroker's admin
+                listener), its commits and write operations per commit over the phase. Prints one
+                JSON line; exit 0 when all is well.
   receive       [--port 0]   The vendor receiver; prints "receiving on 127.0.0.1:PORT", runs until SIGTERM.
   stage-sqlite  --dir DIR [--runs 3] [--secs 2]
   stage-xml     [--runs 3] [--secs 2] [--probe NAME]
@@ -81,7 +83,12 @@ int cmd_send(const args& a) {
     const bench::machine_cpu m0 = bench::machine_cpu_us();
     const std::int64_t own0 = bench::process_cpu_us(), busy0 = m0.busy_us, t0 = bench::mono_us();
     const double load0 = bench::load_average_1m();
+    const int metrics_port = opti(a, "metrics-port", 0);
+    const bench::store_counters sc0 =
+        metrics_port ? bench::read_store_counters(static_cast<unsigned short>(metrics_port)) : bench::store_counters{};
     bench::send_report r = bench::run_sender(o);
+    const bench::store_counters sc1 =
+        metrics_port ? bench::read_store_counters(static_cast<unsigned short>(metrics_port)) : bench::store_counters{};
     // The machine over the phase (sending and draining): what every process used, and what was
     // left after the broker, the load generator and the receiver: other work on the same cores.
     const bench::machine_cpu m1 = bench::machine_cpu_us();
@@ -106,6 +113,14 @@ int cmd_send(const args& a) {
         extra += "\"machine_idle_cores\":" + std::to_string(static_cast<double>(m1.idle_us - m0.idle_us) / wall) +
                  ",\"machine_iowait_cores\":" +
                  std::to_string(static_cast<double>(m1.iowait_us - m0.iowait_us) / wall) + ",";
+    // The broker's group commit over the phase: how many transactions, how many write operations
+    // each (a message costs two: its intake and its delivery's state).
+    if (sc0.commits >= 0 && sc1.commits > sc0.commits && wall > 0) {
+        const double commits = static_cast<double>(sc1.commits - sc0.commits);
+        extra += "\"store_commits\":" + std::to_string(sc1.commits - sc0.commits) + ",\"store_commits_per_s\":" +
+                 std::to_string(commits * 1e6 / wall) + ",\"store_ops_per_commit\":" +
+                 std::to_string(static_cast<double>(sc1.write_ops - sc0.write_ops) / commits) + ",";
+    }
     extra += "\"load1_before\":" + std::to_string(load0) + ",\"load1_after\":" +
              std::to_string(bench::load_average_1m()) + ",";
     if (watch) {

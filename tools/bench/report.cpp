@@ -313,6 +313,27 @@ int report(const std::string& in_path, const std::string& json_out, int cores) {
                 t.push_back(l);
             }
         }
+        // The group commit (edibroker's /metrics, read by the load generator around each phase): a
+        // message is two write operations (its intake, its delivery's state); the writer takes at
+        // most group-commit-max (256) per transaction.
+        for (const char* ph : {"broker.peak", "broker.half"}) {
+            const double per_s = get(ph, "store_commits_per_s");
+            const double ops = get(ph, "store_ops_per_commit");
+            if (std::isnan(per_s) || std::isnan(ops))
+                continue;
+            const bool peak = std::string(ph) == "broker.peak";
+            line l;
+            l.figure = std::string("store commits per second, ") + (peak ? "peak" : "half rate");
+            l.value = fixed(per_s, 0) + " /s";
+            l.limit = "-";
+            l.ratio = "-";
+            t.push_back(l);
+            l.figure = "  write operations per commit (2 per message)";
+            l.value = fixed(ops, 1);
+            l.limit = "256";
+            l.ratio = fixed(ops / 256, 2);
+            t.push_back(l);
+        }
         if (!std::isnan(speed_before) || !std::isnan(speed_after)) {
             line l;
             l.figure = "machine speed before / after the broker phases";

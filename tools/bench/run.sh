@@ -163,7 +163,8 @@ peak=0 best=""
 for c in "${levels[@]}"; do
   say "broker: peak, closed loop, $c senders, ${PEAK_SECS}s"
   "$BENCH" send --port "$bport" --connections "$c" --seconds "$PEAK_SECS" --receiver "127.0.0.1:$rport" \
-    --drain 120 --name "broker.peak.c$c" --watch-pid "$bpid" --receiver-pid "$rpid" >>"$results" \
+    --drain 120 --name "broker.peak.c$c" --watch-pid "$bpid" --receiver-pid "$rpid" --metrics-port "$aport" \
+    >>"$results" \
     || echo "peak phase ($c senders): check failed" >&2
   rate="$(tail -n1 "$results" | grep -o '"accepted_per_s":[0-9.e+]*' | cut -d: -f2)"
   if awk -v a="${rate:-0}" -v b="$peak" 'BEGIN { exit !(a > b) }'; then peak="$rate" best="$c"; fi
@@ -173,7 +174,8 @@ half="$(awk -v p="${peak:-0}" 'BEGIN { printf "%d", p / 2 }')"
 if [ "${half:-0}" -gt 0 ]; then
   say "broker: half of the peak rate, open loop, $half msg/s, ${HALF_SECS}s"
   "$BENCH" send --port "$bport" --connections "$conns" --seconds "$HALF_SECS" --rate "$half" \
-    --receiver "127.0.0.1:$rport" --drain 120 --name broker.half --watch-pid "$bpid" --receiver-pid "$rpid" >>"$results" \
+    --receiver "127.0.0.1:$rport" --drain 120 --name broker.half --watch-pid "$bpid" --receiver-pid "$rpid" \
+    --metrics-port "$aport" >>"$results" \
     || echo "half-rate phase: check failed" >&2
 fi
 have="$(grep '"name":"broker\.' "$results" | grep -o '"accepted":[0-9]*' | cut -d: -f2 | awk '{ s += $1 } END { print s + 0 }')"
