@@ -281,26 +281,24 @@ TEST_CASE("bench: the report compares the machine's speed around the broker phas
     const int broker_kernel = at("  of it: in the kernel (all the broker's threads)");
     REQUIRE(broker_kernel >= 0);
     CHECK(rows[static_cast<std::size_t>(broker_kernel)].second == "43.3 us");
-    const int load = at("load generator CPU per request");
-    REQUIRE(load >= 0);
-    REQUIRE(static_cast<std::size_t>(load + 1) < rows.size());
-    CHECK(rows[static_cast<std::size_t>(load + 1)].first == "  of it: in the kernel");
-    CHECK(rows[static_cast<std::size_t>(load + 1)].second == "9.5 us");
+    // A row and the one under it (its part, or its detail), each with its value.
+    auto check_pair = [&](const std::string& figure, const std::string& value, const std::string& next,
+                          const std::string& next_value) {
+        const int i = at(figure);
+        REQUIRE(i >= 0);
+        const auto k = static_cast<std::size_t>(i);
+        CHECK(rows[k].second == value);
+        REQUIRE(k + 1 < rows.size());
+        CHECK(rows[k + 1].first == next);
+        CHECK(rows[k + 1].second == next_value);
+    };
+    check_pair("load generator CPU per request", "12.0 us", "  of it: in the kernel", "9.5 us");
     // Idle cores at the peak: idle and iowait together, then the iowait part on its own.
-    const int idle = at("cores idle during peak (nothing to run)");
-    REQUIRE(idle >= 0);
-    CHECK(rows[static_cast<std::size_t>(idle)].second == "0.22 cores");
-    REQUIRE(static_cast<std::size_t>(idle + 1) < rows.size());
-    CHECK(rows[static_cast<std::size_t>(idle + 1)].first == "  of it: while the disk had work (iowait)");
-    CHECK(rows[static_cast<std::size_t>(idle + 1)].second == "0.08 cores");
+    check_pair("cores idle during peak (nothing to run)", "0.22 cores", "  of it: while the disk had work (iowait)",
+               "0.08 cores");
     // The group commit at the peak: commits per second, then write operations per commit against
     // the largest batch; no half-rate phase in this file, so no half-rate rows.
-    const int commits = at("store commits per second, peak");
-    REQUIRE(commits >= 0);
-    CHECK(rows[static_cast<std::size_t>(commits)].second == "160 /s");
-    REQUIRE(static_cast<std::size_t>(commits + 1) < rows.size());
-    CHECK(rows[static_cast<std::size_t>(commits + 1)].first == "  write operations per commit (2 per message)");
-    CHECK(rows[static_cast<std::size_t>(commits + 1)].second == "79.4");
+    check_pair("store commits per second, peak", "160 /s", "  write operations per commit (2 per message)", "79.4");
     CHECK(at("store commits per second, half rate") < 0);
     // No receiver figures in this file: no receiver rows.
     CHECK(at("receiver (vendor) CPU per request") < 0);
