@@ -26,6 +26,11 @@ child spawn(const std::vector<std::string>& args) {
     int o[2], e[2];
     REQUIRE(pipe(o) == 0);
     REQUIRE(pipe(e) == 0);
+    // Built before fork(): the child may only make async-signal-safe calls until it execs.
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -33,10 +38,6 @@ child spawn(const std::vector<std::string>& args) {
         dup2(e[1], 2);
         close(o[0]);
         close(e[0]);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
         execv(argv[0], argv.data());
         _exit(127);
     }

@@ -1,5 +1,6 @@
 #include "amqp_broker.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -10,6 +11,7 @@
 #include <iostream>
 #include <netinet/in.h>
 #include <stdexcept>
+#include <string_view>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -50,8 +52,38 @@ void write_text(const std::filesystem::path& p, const std::string& s) {
         throw std::runtime_error("cannot write " + p.string());
 }
 
+/// What a child process execs, built before fork(): in a process with threads, the child of fork()
+/// may only make async-signal-safe calls until it execs, and putenv() or a vector's growth
+/// allocate (under AddressSanitizer such a child spun forever on an allocator lock that another
+/// thread held at the fork).
+struct exec_image {
+    std::vector<std::string> arg_text, env_text;
+    std::vector<char*> argv, envp;  ///< pointers into the texts above, each ending with nullptr
+};
+
+/// 'argv' and this process's environment with 'env' ("NAME=value" each) set over it.
+std::unique_ptr<exec_image> make_image(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+    auto im = std::make_unique<exec_image>();
+    im->arg_text = argv;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string_view kv(*e);
+        const std::string_view name = kv.substr(0, kv.find('=') + 1);  // "NAME="
+        if (std::none_of(env.begin(), env.end(), [&](const std::string& x) { return x.rfind(name, 0) == 0; }))
+            im->env_text.emplace_back(kv);
+    }
+    im->env_text.insert(im->env_text.end(), env.begin(), env.end());
+    for (auto& a : im->arg_text)
+        im->argv.push_back(a.data());
+    im->argv.push_back(nullptr);
+    for (auto& e : im->env_text)
+        im->envp.push_back(e.data());
+    im->envp.push_back(nullptr);
+    return im;
+}
+
 /// Run a program to its end (bounded by the program itself); returns its exit status.
 int run_program(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+    const auto im = make_image(argv, env);
     pid_t pid = ::fork();
     if (pid < 0)
         return -1;
@@ -62,13 +94,7 @@ int run_program(const std::vector<std::string>& argv, const std::vector<std::str
             ::dup2(devnull, 1);
             ::dup2(devnull, 2);
         }
-        for (auto& e : env)
-            ::putenv(const_cast<char*>(e.c_str()));
-        std::vector<char*> args;
-        for (auto& a : argv)
-            args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
+        ::execve(im->argv[0], im->argv.data(), im->envp.data());
         ::_exit(127);
     }
     int status = 0;
@@ -160,7 +186,8 @@ std::map<std::string, long> amqp_broker::queue_depths() const {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
         return out;
-    std::vector<std::string> env = environment();
+    const auto im = make_image({ctl_script, "-q", "-n", node_, "--timeout", "20", "list_queues", "name", "messages"},
+                               environment());
     pid_t pid = ::fork();
     if (pid < 0) {
         ::close(fds[0]);
@@ -174,10 +201,7 @@ std::map<std::string, long> amqp_broker::queue_depths() const {
             ::dup2(devnull, 2);
         }
         ::dup2(fds[1], 1);
-        for (auto& e : env)
-            ::putenv(const_cast<char*>(e.c_str()));
-        ::execl(ctl_script, ctl_script, "-q", "-n", node_.c_str(), "--timeout", "20", "list_queues", "name",
-                "messages", static_cast<char*>(nullptr));
+        ::execve(im->argv[0], im->argv.data(), im->envp.data());
         ::_exit(127);
     }
     ::close(fds[1]);
@@ -217,7 +241,7 @@ void amqp_broker::start() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0)
         throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-    std::vector<std::string> env = environment();
+    const auto im = make_image({server_script}, environment());
     {
         std::lock_guard lk(m_);
         started_ = false;
@@ -244,9 +268,7 @@ void amqp_broker::start() {
             ::dup2(devnull, 0);
         ::dup2(fds[1], 1);
         ::dup2(fds[1], 2);
-        for (auto& e : env)
-            ::putenv(const_cast<char*>(e.c_str()));
-        ::execl(server_script, server_script, static_cast<char*>(nullptr));
+        ::execve(im->argv[0], im->argv.data(), im->envp.data());
         ::_exit(127);
     }
     ::close(fds[1]);

@@ -410,11 +410,12 @@ wrk_result wrk_run(const std::string& wrk, const std::string& script, const std:
     if (pipe(fds) != 0)
         throw std::runtime_error("pipe failed");
     const std::int64_t scpu0 = server_pid > 0 ? pid_cpu_us(server_pid) : 0;
+    // wrk's arguments are built before fork(): the child may only make async-signal-safe calls.
+    const std::string t = "-t" + std::to_string(threads), c = "-c" + std::to_string(conns),
+                      d = "-d" + std::to_string(static_cast<int>(secs + 0.5)) + "s", s = "-s";
     pid_t pid = fork();
     if (pid < 0)
         throw std::runtime_error("fork failed");
-    std::string t = "-t" + std::to_string(threads), c = "-c" + std::to_string(conns),
-                d = "-d" + std::to_string(static_cast<int>(secs + 0.5)) + "s", s = "-s";
     if (pid == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
