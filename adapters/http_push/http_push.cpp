@@ -155,6 +155,7 @@ struct adapter::transfer {
     std::string id_header, msg_id_header, content_type_header;
     curl_slist nodes[3] = {};
     std::string body;
+    bool fresh_retry = false;  ///< sent again on a new connection after a kept one died under it
 };
 
 adapter::adapter(std::string name, options opt) : name_(std::move(name)), opt_(std::move(opt)) {}
@@ -559,8 +560,28 @@ void adapter::run() {
                 continue;
             std::unique_ptr<transfer> t = std::move(it->second);
             running.erase(it);
-            delivery_result r = classify(*t, msg->data.result);
+            const CURLcode rc = msg->data.result;
             curl_multi_remove_handle(multi, t->easy);
+            // A kept connection the vendor closed just as it was taken again: the request's send
+            // failed on the closed socket, so the vendor cannot have taken it. libcurl 7.88 sends
+            // again on a new connection when a read fails that way, not when the send does; here the
+            // send gets that too, once (CURLINFO_NUM_CONNECTS 0: the transfer opened no connection).
+            // Nothing is sent again once the request may have reached the vendor.
+            long connects = -1;
+            curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &connects);
+            if (rc == CURLE_SEND_ERROR && connects == 0 && !t->fresh_retry) {
+                t->fresh_retry = true;
+                t->body.clear();
+                curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L);
+                if (curl_multi_add_handle(multi, t->easy) == CURLM_OK) {
+                    CURL* key = t->easy;
+                    running.emplace(key, std::move(t));
+                    continue;
+                }
+            }
+            delivery_result r = classify(*t, rc);
+            if (t->fresh_retry)
+                curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 0L);
             idle.push_back(t->easy);
             finished.emplace_back(std::move(t->j.done), std::move(r));
         }
