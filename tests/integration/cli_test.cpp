@@ -1,5 +1,6 @@
 // The edibroker executable itself: `serve` and `validate`, run as a child process.
 #include "broker_env.hpp"
+#include "child_process.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -15,36 +16,6 @@
 using namespace testing;
 
 namespace {
-
-struct child {
-    pid_t pid = -1;
-    int out = -1;  // stdout
-    int err = -1;  // stderr
-};
-
-child spawn(const std::vector<std::string>& args) {
-    int o[2], e[2];
-    REQUIRE(pipe(o) == 0);
-    REQUIRE(pipe(e) == 0);
-    // Built before fork(): the child may only make async-signal-safe calls until it execs.
-    std::vector<char*> argv;
-    for (auto& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t pid = fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        close(o[0]);
-        close(e[0]);
-        execv(argv[0], argv.data());
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    return {pid, o[0], e[0]};
-}
 
 /// Read everything until EOF.
 std::string drain(int fd) {

@@ -1,0 +1,21 @@
+// A child process for the command-line tests: a program run with its stdout and stderr on pipes.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace testing {
+
+struct child {
+    pid_t pid = -1;
+    int out = -1;  ///< read end of the child's stdout
+    int err = -1;  ///< read end of the child's stderr
+};
+
+/// Starts args[0] (a path) with 'args'; stdin is inherited. The caller reads and closes the pipes
+/// and waits for the child.
+child spawn(const std::vector<std::string>& args);
+
+} // namespace testing
