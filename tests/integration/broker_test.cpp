@@ -4,6 +4,13 @@
 
 #include "broker/apprec.hpp"
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 using namespace testing;
@@ -416,4 +423,80 @@ TEST_CASE("a message whose stored document is damaged goes to the dead letters w
     CHECK(str(st, "lastError").find("the stored document cannot be read") != std::string::npos);
     CHECK(str(st, "lastError").find("fails its CRC") != std::string::npos);
     CHECK(env.vendor.request_count() == 1);  // never sent again
+}
+
+namespace {
+
+/// Nanoseconds the thread named 'name' of this process has run (/proc/self/task/*/schedstat);
+/// -1 when there is no such thread.
+long long thread_run_ns(const std::string& name) {
+    for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(t.path() / "comm");
+        std::string n;
+        std::getline(comm, n);
+        if (n != name)
+            continue;
+        std::ifstream st(t.path() / "schedstat");
+        long long ns = -1;
+        st >> ns;
+        return ns;
+    }
+    return -1;
+}
+
+} // namespace
+
+TEST_CASE("kept-alive connections are served by every I/O thread, and stop closes them all", "[integration]") {
+    namespace asio = boost::asio;
+    namespace beast = boost::beast;
+    namespace http = beast::http;
+    using tcp = asio::ip::tcp;
+    broker_env env({}, test_registry(), [](broker::config& c) { c.threads = 3; });
+    auto colon = env.server->listen_address().rfind(':');
+    const auto port = static_cast<unsigned short>(std::stoi(env.server->listen_address().substr(colon + 1)));
+    asio::io_context io;
+    std::vector<tcp::socket> conns;
+    for (int i = 0; i < 3; ++i) {
+        conns.emplace_back(io);
+        conns.back().connect({asio::ip::make_address("127.0.0.1"), port});
+    }
+    int n = 0;
+    auto post = [&](tcp::socket& s) {
+        char id[40];
+        std::snprintf(id, sizeof id, "a0000000-0000-4000-8000-%012d", 900 + n++);
+        http::request<http::string_body> req{http::verb::post, "/Messages", 11};
+        req.set(http::field::host, "127.0.0.1");
+        req.set(http::field::content_type, "application/xml");
+        req.body() = dialog_message(id);
+        req.prepare_payload();
+        http::write(s, req);
+        beast::flat_buffer b;
+        http::response<http::string_body> res;
+        http::read(s, b, res);
+        INFO(res.body());
+        CHECK(res.result_int() == 201);
+        CHECK(res.keep_alive());
+    };
+    // One message on each connection: each I/O thread has served one (and built its validator).
+    for (auto& s : conns)
+        post(s);
+    const long long before1 = thread_run_ns("edb-io-1"), before2 = thread_run_ns("edb-io-2");
+    REQUIRE(before1 >= 0);
+    REQUIRE(before2 >= 0);
+    for (int round = 0; round < 20; ++round)
+        for (auto& s : conns)
+            post(s);
+    // Threads 1 and 2 run nothing but HTTP connections and intake: both did work for these.
+    CHECK(thread_run_ns("edb-io-1") > before1);
+    CHECK(thread_run_ns("edb-io-2") > before2);
+    CHECK(env.vendor.wait_for_requests(63, std::chrono::seconds(20)));
+    // Stopping with the connections still open returns, and each connection is closed.
+    env.server->stop();
+    for (auto& s : conns) {
+        char c;
+        boost::system::error_code ec;
+        s.read_some(asio::buffer(&c, 1), ec);
+        CHECK(ec == asio::error::eof);
+    }
+    env.server.reset();
 }

@@ -169,7 +169,7 @@ result<void> engine::install(std::shared_ptr<routing_state> rs) {
                          inst.file, inst.line, 1};
         adapter_config ac{inst.name, inst.type, inst.options, ex_,
                           [this](std::string doc, std::string source, inbound_handler done) {
-                              asio::co_spawn(asio::make_strand(ex_),
+                              asio::co_spawn(asio::make_strand(intake_executor()),
                                              run_inbound(std::move(doc), std::move(source), std::move(done)),
                                              asio::detached);
                           }};
@@ -219,6 +219,14 @@ result<void> engine::install(std::shared_ptr<routing_state> rs) {
     for (auto& [n, a] : old)
         a->stop();
     return {};
+}
+
+void engine::set_intake_executors(std::vector<asio::any_io_executor> exs) { intake_executors_ = std::move(exs); }
+
+asio::any_io_executor engine::intake_executor() {
+    if (intake_executors_.empty())
+        return ex_;
+    return intake_executors_[next_intake_.fetch_add(1, std::memory_order_relaxed) % intake_executors_.size()];
 }
 
 adapter* engine::find_adapter(const std::string& name) {

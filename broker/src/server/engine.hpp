@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/json/object.hpp>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <condition_variable>
@@ -134,6 +135,10 @@ public:
     /// 409 when it cannot be resent (rejected at intake, an inbound-only record, no rule matches).
     boost::asio::awaitable<intake_answer> resend(std::string id);
 
+    /// Where adapters' inbound documents are validated and taken in, in turn (the server passes
+    /// one executor per I/O thread); unset: the engine's executor. Set before install().
+    void set_intake_executors(std::vector<boost::asio::any_io_executor> exs);
+
     /// Metrics hook; set before start(), not owned.
     void set_observer(engine_observer* o) { observer_ = o; }
     /// Feature hook (see message_listener); add before start(), not owned.
@@ -174,6 +179,7 @@ private:
     void scan();
     void schedule_scan();
     adapter* find_adapter(const std::string& name);
+    boost::asio::any_io_executor intake_executor();
     store::millis backoff(int attempt) const;
 
     config cfg_;
@@ -194,6 +200,8 @@ private:
     std::condition_variable drained_;  ///< notified when in_flight_ shrinks (with mu_)
     engine_observer* observer_ = nullptr;
     std::vector<message_listener*> listeners_;
+    std::vector<boost::asio::any_io_executor> intake_executors_;  ///< fixed after set_intake_executors
+    std::atomic<std::size_t> next_intake_{0};
 };
 
 } // namespace broker

@@ -287,8 +287,8 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
     return out;
 }
 
-http_api::http_api(engine& e, asio::io_context& ioc, const config& cfg)
-    : engine_(e), ioc_(ioc), cfg_(cfg), acceptor_(ioc) {}
+http_api::http_api(engine& e, asio::io_context& ioc, const config& cfg, std::vector<asio::io_context*> contexts)
+    : engine_(e), ioc_(ioc), contexts_(std::move(contexts)), cfg_(cfg), acceptor_(ioc) {}
 
 result<void> http_api::listen(const std::string& host_port) {
     auto colon = host_port.rfind(':');
@@ -349,7 +349,13 @@ void http_api::stop() {
 
 asio::awaitable<void> http_api::accept_loop() {
     while (!stopping_) {
-        auto [ec, sock] = co_await acceptor_.async_accept(asio::make_strand(ioc_), use_tuple);
+        // The connection's executor: the next single-threaded context, else a strand.
+        asio::any_io_executor to;
+        if (contexts_.empty())
+            to = asio::make_strand(ioc_);
+        else
+            to = contexts_[next_context_++ % contexts_.size()]->get_executor();
+        auto [ec, sock] = co_await acceptor_.async_accept(to, use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || stopping_)
                 break;

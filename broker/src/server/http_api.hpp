@@ -41,7 +41,12 @@ public:
 
 class http_api {
 public:
-    http_api(engine& e, boost::asio::io_context& ioc, const config& cfg);
+    /// 'ioc' holds the acceptor. Each accepted connection goes to one of 'contexts' in turn, each
+    /// an io_context that exactly one thread runs: a connection's handlers then never need a strand
+    /// and no two I/O threads share a scheduler (see server.cpp). Empty: every connection on 'ioc',
+    /// on a strand of its own (any number of threads may run it).
+    http_api(engine& e, boost::asio::io_context& ioc, const config& cfg,
+             std::vector<boost::asio::io_context*> contexts = {});
 
     /// Bind and listen (port 0 = any free port).
     result<void> listen(const std::string& host_port);
@@ -67,6 +72,8 @@ private:
 
     engine& engine_;
     boost::asio::io_context& ioc_;
+    std::vector<boost::asio::io_context*> contexts_;  ///< not owned; see the constructor
+    std::size_t next_context_ = 0;                    ///< accept_loop's only
     config cfg_;
     boost::asio::ip::tcp::acceptor acceptor_;
     unsigned short port_ = 0;

@@ -62,7 +62,18 @@ namespace {
 
 class server_impl final : public server {
 public:
-    explicit server_impl(const config& c) : cfg_(c), work_(asio::make_work_guard(ioc_)) {}
+    explicit server_impl(const config& c) : cfg_(c), work_(asio::make_work_guard(ioc_)) {
+        // One io_context per I/O thread: thread 0 runs ioc_ (the acceptors, the engine, the admin
+        // API, the adapters' timers) and each further thread a context of its own. HTTP connections
+        // and adapters' inbound documents go to the contexts in turn. A connection stays on the context it was accepted to, so its handlers
+        // run on one thread without a strand and the I/O threads never wait for each other on a
+        // shared scheduler (issue 3: `perf` showed the shared context's mutex and condition
+        // variable as the I/O threads' largest source of futex calls).
+        for (int i = 1; i < cfg_.threads; ++i) {
+            contexts_.push_back(std::make_unique<asio::io_context>(1));
+            context_work_.push_back(asio::make_work_guard(*contexts_.back()));
+        }
+    }
 
     ~server_impl() override { stop(); }
 
@@ -98,12 +109,19 @@ public:
         if (!rs)
             return rs.error();
         engine_ = std::make_unique<engine>(cfg_, *store_, factories_, ioc_.get_executor());
+        std::vector<asio::io_context*> session_contexts{&ioc_};
+        std::vector<asio::any_io_executor> intake_executors{ioc_.get_executor()};
+        for (auto& c : contexts_) {
+            session_contexts.push_back(c.get());
+            intake_executors.push_back(c->get_executor());
+        }
+        engine_->set_intake_executors(std::move(intake_executors));
         if (auto r = engine_->install(*rs); !r)
             return r.error();
         log::info("rules.loaded", {{"dir", cfg_.rules_dir},
                                    {"rules", std::to_string((*rs)->rules.rules.size())},
                                    {"adapters", std::to_string((*rs)->rules.adapters.size())}});
-        api_ = std::make_unique<http_api>(*engine_, ioc_, cfg_);
+        api_ = std::make_unique<http_api>(*engine_, ioc_, cfg_, std::move(session_contexts));
         // Digihelse visit notifications and read notices (issue 6).
         notifier_ = std::make_unique<digihelse::notifier>(cfg_, *store_, *engine_, ioc_.get_executor());
         if (auto r = notifier_->init(); !r)
@@ -202,7 +220,10 @@ public:
                 pthread_setname_np(pthread_self(), ("edb-io-" + std::to_string(i)).c_str());
                 // Build this thread's validator (grammar pool) before the first message arrives.
                 xml::thread_validator();
-                ioc_.run();
+                if (i == 0)
+                    ioc_.run();
+                else
+                    contexts_[static_cast<std::size_t>(i - 1)]->run();
             });
         log::info("listening", {{"address", api_->address()}});
         if (admin_)
@@ -231,11 +252,15 @@ public:
         if (notifier_)
             notifier_->stop();  // before the store closes: its senders write to it
         work_.reset();
+        for (auto& w : context_work_)
+            w.reset();
         // Sessions were closed and the scanner cancelled: the I/O threads run out of work.
         for (auto& t : threads_)
             t.join();
         threads_.clear();
         ioc_.stop();
+        for (auto& c : contexts_)
+            c->stop();
         // Close the store before the engine goes: closing drains the writer queue, and the
         // completions of delivery results still refer to the engine.
         if (store_)
@@ -258,6 +283,9 @@ private:
     config cfg_;
     asio::io_context ioc_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
+    /// The contexts of I/O threads 1..threads-1 (HTTP connections and adapters' inbound intake).
+    std::vector<std::unique_ptr<asio::io_context>> contexts_;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> context_work_;
     adapter_registry factories_;
     std::unique_ptr<store::store> store_;
     admin::metrics metrics_;  // before engine_: the engine reports to it until it is gone
