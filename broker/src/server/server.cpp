@@ -281,7 +281,7 @@ public:
 
 private:
     config cfg_;
-    asio::io_context ioc_;
+    asio::io_context ioc_{1};  // run by I/O thread 0 only (see the constructor)
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     /// The contexts of I/O threads 1..threads-1 (HTTP connections and adapters' inbound intake).
     std::vector<std::unique_ptr<asio::io_context>> contexts_;
