@@ -64,11 +64,12 @@ class server_impl final : public server {
 public:
     explicit server_impl(const config& c) : cfg_(c), work_(asio::make_work_guard(ioc_)) {
         // One io_context per I/O thread: thread 0 runs ioc_ (the acceptors, the engine, the admin
-        // API, the adapters' timers) and each further thread a context of its own. HTTP connections
-        // and adapters' inbound documents go to the contexts in turn. A connection stays on the context it was accepted to, so its handlers
-        // run on one thread without a strand and the I/O threads never wait for each other on a
-        // shared scheduler (issue 3: `perf` showed the shared context's mutex and condition
-        // variable as the I/O threads' largest source of futex calls).
+        // API, the adapters' timers) and each further thread a context of its own. HTTP
+        // connections and adapters' inbound documents go to the contexts in turn. A connection
+        // stays on the context it was accepted to, so its handlers run on one thread without a
+        // strand and the I/O threads never wait for each other on a shared scheduler (issue 3:
+        // `perf` showed the shared context's mutex and condition variable as the I/O threads'
+        // largest source of futex calls).
         for (int i = 1; i < cfg_.threads; ++i) {
             contexts_.push_back(std::make_unique<asio::io_context>(1));
             context_work_.push_back(asio::make_work_guard(*contexts_.back()));
