@@ -110,12 +110,13 @@ public:
         if (!rs)
             return rs.error();
         engine_ = std::make_unique<engine>(cfg_, *store_, factories_, ioc_.get_executor());
+        // Every I/O thread's context, in thread order: connections and inbound intake take turns.
         std::vector<asio::io_context*> session_contexts{&ioc_};
-        std::vector<asio::any_io_executor> intake_executors{ioc_.get_executor()};
-        for (auto& c : contexts_) {
+        for (auto& c : contexts_)
             session_contexts.push_back(c.get());
+        std::vector<asio::any_io_executor> intake_executors;
+        for (auto* c : session_contexts)
             intake_executors.push_back(c->get_executor());
-        }
         engine_->set_intake_executors(std::move(intake_executors));
         if (auto r = engine_->install(*rs); !r)
             return r.error();
