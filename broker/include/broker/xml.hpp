@@ -72,6 +72,9 @@ struct schema_source {
     /// Leave every OID value (CV/@S, Document/OidRef) to Xerces' regular-expression engine instead
     /// of accepting plain ones (digit groups and dots) at once (same verdicts; tests compare the two).
     bool oid_by_xerces = false;
+    /// Hand Xerces a UTF-8 document as its bytes instead of as UTF-16 decoded by the validator
+    /// (same characters, so the same verdicts and positions; tests compare the two).
+    bool utf8_by_xerces = false;
 };
 
 /// A validating SAX parser with its own cached grammar pool. Not thread-safe: give each thread its

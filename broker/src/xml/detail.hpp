@@ -6,6 +6,7 @@
 #include <xercesc/util/XercesDefs.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,40 @@ fellesformat_layout scan_fellesformat(std::string_view doc);
 /// the envelope before MsgHead becomes blanks (line breaks kept, so line numbers stay those of the
 /// original file), envelope namespace declarations are appended to the MsgHead start tag.
 std::string build_unwrapped(std::string_view doc, const fellesformat_layout& l);
+
+/// When Xerces would read 'doc' as UTF-8 throughout (no byte order mark but UTF-8's, no XML
+/// declaration or one that names UTF-8) and all of it is well-formed UTF-8, writes its UTF-16 form
+/// (host byte order, without the mark) to 'out' and returns true; false otherwise, and then the
+/// caller hands Xerces the bytes as they are. Xerces reads UTF-16 in the host's order with a copy
+/// where its UTF-8 decoder takes about seven instructions per byte; the characters it sees, and so
+/// its verdicts and diagnostic positions, are the same either way.
+/// A growable UTF-16 buffer that is not zero-filled (std::u16string::resize would write every
+/// code unit twice).
+class utf16_buffer {
+public:
+    void reserve(std::size_t n) {
+        if (n > cap_) {
+            p_ = std::make_unique_for_overwrite<char16_t[]>(n);
+            cap_ = n;
+        }
+        size_ = 0;
+    }
+    void release() noexcept {
+        p_.reset();
+        cap_ = size_ = 0;
+    }
+    char16_t* data() noexcept { return p_.get(); }
+    const char16_t* data() const noexcept { return p_.get(); }
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return cap_; }
+    void set_size(std::size_t n) noexcept { size_ = n; }
+
+private:
+    std::unique_ptr<char16_t[]> p_;
+    std::size_t cap_ = 0;
+    std::size_t size_ = 0;
+};
+bool utf8_document_as_utf16(std::string_view doc, utf16_buffer& out);
 
 /// The regex pre-warm for Xerces' shared character-class tables (see platform_init).
 void prewarm_regex();

@@ -24,6 +24,7 @@
 #include <xercesc/validators/schema/SchemaSymbols.hpp>
 
 #include <algorithm>
+#include <bit>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -301,9 +302,9 @@ class validator_impl final : public validator {
 public:
     /// 'owned' (from a folder) or 'files' (embedded) supplies the schemas.
     validator_impl(std::vector<std::pair<std::string, std::string>> owned, std::vector<embedded_file> files,
-                   bool base64_by_xerces, bool oid_by_xerces)
+                   bool base64_by_xerces, bool oid_by_xerces, bool utf8_by_xerces)
         : owned_(std::move(owned)), files_(std::move(files)), base64_by_xerces_(base64_by_xerces),
-          oid_by_xerces_(oid_by_xerces),
+          oid_by_xerces_(oid_by_xerces), utf8_by_xerces_(utf8_by_xerces),
           resolver_(&files_), handler_(&content_ns_) {
         for (const auto& [name, content] : owned_)
             files_.push_back({name, content});
@@ -417,9 +418,19 @@ private:
         xc::SAX2XMLReader& reader = validating ? *validating_ : *plain_;
         bool rebuild = false;
         try {
-            xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(), message_id, false);
-            src.setCopyBufToStream(false);
-            reader.parse(src);
+            if (!utf8_by_xerces_ && detail::utf8_document_as_utf16(bytes, utf16_)) {
+                xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(utf16_.data()),
+                                          utf16_.size() * sizeof(char16_t), message_id, false);
+                src.setCopyBufToStream(false);
+                src.setEncoding(std::endian::native == std::endian::little ? xc::XMLUni::fgUTF16LEncodingString
+                                                                            : xc::XMLUni::fgUTF16BEncodingString);
+                reader.parse(src);
+            } else {
+                xc::MemBufInputSource src(reinterpret_cast<const XMLByte*>(bytes.data()), bytes.size(), message_id,
+                                          false);
+                src.setCopyBufToStream(false);
+                reader.parse(src);
+            }
         } catch (const detail::stop_parse&) {
             // the handler has recorded why
         } catch (const xc::SAXParseException& e) {
@@ -437,6 +448,9 @@ private:
             rebuild = true;
         }
         handler_.finish();
+        if (utf16_.capacity() > utf16_keep) {
+            utf16_.release();  // a large document's buffer is not kept
+        }
         if (rebuild) {
             // Xerces leaves a reader in an undefined state after these; start afresh.
             try {
@@ -510,6 +524,7 @@ private:
     bool base64_by_xerces_ = false;
     bool own_base64_check_ = false;  ///< the grammar left Base64Container's check to the handler
     bool oid_by_xerces_ = false;
+    bool utf8_by_xerces_ = false;
     std::vector<std::unique_ptr<oid_datatype>> oid_types_;  ///< see speed_up_oid_checks
     memory_resolver resolver_;
     xc::SecurityManager security_;
@@ -518,6 +533,8 @@ private:
     std::unique_ptr<xc::XMLGrammarPoolImpl> pool_;
     std::unique_ptr<xc::SAX2XMLReader> validating_;
     std::unique_ptr<xc::SAX2XMLReader> plain_;
+    static constexpr std::size_t utf16_keep = 64 * 1024;  ///< code units kept between documents
+    detail::utf16_buffer utf16_;  ///< the document as Xerces reads it (detail::utf8_document_as_utf16)
 };
 
 /// Name and content of every *.xsd in 'dir'.
@@ -569,7 +586,7 @@ result<std::unique_ptr<validator>> make_validator(const schema_source& src) {
             }
         }
         auto v = std::make_unique<validator_impl>(std::move(owned), std::move(files), src.base64_by_xerces,
-                                                  src.oid_by_xerces);
+                                                  src.oid_by_xerces, src.utf8_by_xerces);
         std::lock_guard lock(creation_mutex());
         if (auto r = v->load(); !r)
             return r.error();
