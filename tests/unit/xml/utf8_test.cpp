@@ -197,6 +197,16 @@ TEST_CASE("utf8: the same verdicts, diagnostics and facts either way", "[xml][ut
     same_result(message("\xe6\xf8\xe5", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"), "ISO-8859-1 bytes as UTF-8");
 }
 
+TEST_CASE("utf8: a large document, and small ones after it (the buffer is let go)", "[xml][utf8]") {
+    // About 400 000 UTF-16 units, past what the validator keeps between documents.
+    std::string big;
+    for (int i = 0; i < 20000; ++i)
+        big += "Linje " + std::to_string(i) + " æøå € 😀.\n";
+    same_result(message(big), "large");
+    same_result(message(big + "\xff"), "large, not UTF-8 at its end");
+    same_result(message("Hei etterpå"), "small after large");
+}
+
 TEST_CASE("utf8: random changes to a message give the same results either way", "[xml][utf8]") {
     const std::string base = message("Kan hjemmesykepleien komme litt senere på torsdag? Vi har time hos fastlegen.");
     const std::vector<std::string> pieces = {
