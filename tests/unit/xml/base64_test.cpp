@@ -32,12 +32,7 @@ std::string with_attachment(const std::string& text) {
 }
 
 broker::xml::validator& by_xerces() {
-    static const auto v = [] {
-        broker::xml::schema_source s;
-        s.base64_by_xerces = true;
-        return xmltest::validator_with(s);
-    }();
-    return *v;
+    return xmltest::with_xerces_check<&broker::xml::schema_source::base64_by_xerces>();
 }
 
 broker::xml::validator& ours() { return xmltest::v(); }

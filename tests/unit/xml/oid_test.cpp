@@ -50,12 +50,7 @@ std::string document(place p, const std::string& value) {
 }
 
 broker::xml::validator& by_xerces() {
-    static const auto v = [] {
-        broker::xml::schema_source s;
-        s.oid_by_xerces = true;
-        return xmltest::validator_with(s);
-    }();
-    return *v;
+    return xmltest::with_xerces_check<&broker::xml::schema_source::oid_by_xerces>();
 }
 
 broker::xml::validator& ours() { return xmltest::v(); }
@@ -70,13 +65,7 @@ bool same_verdict(place p, const std::string& value) {
                   << (x.diagnostics.empty() ? std::string() : " " + x.diagnostics[0].message)
                   << "\n  ours: " << broker::xml::apprec_code(o.v)
                   << (o.diagnostics.empty() ? std::string() : " " + o.diagnostics[0].message));
-    REQUIRE(x.v == o.v);
-    REQUIRE(x.diagnostics.size() == o.diagnostics.size());
-    for (std::size_t i = 0; i < x.diagnostics.size(); ++i) {
-        CHECK(x.diagnostics[i].message == o.diagnostics[i].message);
-        CHECK(x.diagnostics[i].line == o.diagnostics[i].line);
-        CHECK(x.diagnostics[i].column == o.diagnostics[i].column);
-    }
+    xmltest::require_same_diagnostics(x, o);
     return o.v == verdict::valid;
 }
 

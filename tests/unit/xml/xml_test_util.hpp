@@ -6,6 +6,8 @@
 
 #include <broker/xml.hpp>
 
+#include <catch2/catch.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -62,6 +64,30 @@ inline std::unique_ptr<broker::xml::validator> validator_with(const broker::xml:
     if (!r)
         throw std::runtime_error("the schemas do not load: " + r.error().where());
     return std::move(*r);
+}
+
+/// The validator with one of its own checks left to Xerces (the schema_source flag set), made
+/// once: the tests that compare the two give it the same documents as v().
+template <bool broker::xml::schema_source::*Flag>
+broker::xml::validator& with_xerces_check() {
+    static const auto v = [] {
+        broker::xml::schema_source s;
+        s.*Flag = true;
+        return validator_with(s);
+    }();
+    return *v;
+}
+
+/// Two validations of one document give the same verdict and the same diagnostics: text, line
+/// and column of each.
+inline void require_same_diagnostics(const broker::xml::validation_result& x, const broker::xml::validation_result& o) {
+    REQUIRE(x.v == o.v);
+    REQUIRE(x.diagnostics.size() == o.diagnostics.size());
+    for (std::size_t i = 0; i < x.diagnostics.size(); ++i) {
+        CHECK(x.diagnostics[i].message == o.diagnostics[i].message);
+        CHECK(x.diagnostics[i].line == o.diagnostics[i].line);
+        CHECK(x.diagnostics[i].column == o.diagnostics[i].column);
+    }
 }
 
 } // namespace xmltest
