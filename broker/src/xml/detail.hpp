@@ -62,12 +62,6 @@ fellesformat_layout scan_fellesformat(std::string_view doc);
 /// original file), envelope namespace declarations are appended to the MsgHead start tag.
 std::string build_unwrapped(std::string_view doc, const fellesformat_layout& l);
 
-/// When Xerces would read 'doc' as UTF-8 throughout (no byte order mark but UTF-8's, no XML
-/// declaration or one that names UTF-8) and all of it is well-formed UTF-8, writes its UTF-16 form
-/// (host byte order, without the mark) to 'out' and returns true; false otherwise, and then the
-/// caller hands Xerces the bytes as they are. Xerces reads UTF-16 in the host's order with a copy
-/// where its UTF-8 decoder takes about seven instructions per byte; the characters it sees, and so
-/// its verdicts and diagnostic positions, are the same either way.
 /// A growable UTF-16 buffer that is not zero-filled (std::u16string::resize would write every
 /// code unit twice).
 class utf16_buffer {
@@ -94,6 +88,13 @@ private:
     std::size_t cap_ = 0;
     std::size_t size_ = 0;
 };
+
+/// When Xerces would read 'doc' as UTF-8 throughout (no byte order mark but UTF-8's, no XML
+/// declaration or one that names UTF-8, only ASCII before the first '>') and all of it is
+/// well-formed UTF-8, writes its UTF-16 form (host byte order, without the mark) to 'out' and
+/// returns true; false otherwise, and then the caller hands Xerces the bytes as they are. Xerces reads UTF-16 in the host's order with a copy
+/// where its UTF-8 decoder takes about seven instructions per byte; the characters it sees, and so
+/// its verdicts and diagnostic positions, are the same either way.
 bool utf8_document_as_utf16(std::string_view doc, utf16_buffer& out);
 
 /// The regex pre-warm for Xerces' shared character-class tables (see platform_init).
