@@ -7,8 +7,11 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace broker::xml::detail {
 
@@ -56,6 +59,11 @@ struct fellesformat_layout {
 /// Lexical look at the envelope (ASCII-compatible encodings: UTF-8, ISO-8859-x). Cheap when the
 /// root is not EI_fellesformat: it stops after the root element's name.
 fellesformat_layout scan_fellesformat(std::string_view doc);
+
+/// The pseudo-attributes (name, value as written) of the XML declaration that 'doc' starts with
+/// ("<?xml" and white space, which the caller has checked, up to "?>"); nullopt when they are not
+/// each name = quoted value after white space. Read with the same lexer as scan_fellesformat.
+std::optional<std::vector<std::pair<std::string_view, std::string_view>>> xml_declaration(std::string_view doc);
 
 /// Builds the standalone MsgHead from a layout with found_msghead: the XML declaration is kept,
 /// the envelope before MsgHead becomes blanks (line breaks kept, so line numbers stay those of the

@@ -83,31 +83,35 @@ public:
                 t.empty = true;
                 break;
             }
-            std::size_t a0 = p;
-            while (p < d_.size() && !is_space(d_[p]) && d_[p] != '=' && d_[p] != '>' && d_[p] != '/')
-                ++p;
-            attr a;
-            a.name = d_.substr(a0, p - a0);
-            while (p < d_.size() && is_space(d_[p]))
-                ++p;
-            if (p >= d_.size() || d_[p] != '=')
+            auto a = read_attribute(p);
+            if (!a)
                 return std::nullopt;
-            ++p;
-            while (p < d_.size() && is_space(d_[p]))
-                ++p;
-            if (p >= d_.size() || (d_[p] != '"' && d_[p] != '\''))
-                return std::nullopt;
-            a.quote = d_[p];
-            std::size_t v0 = ++p;
-            std::size_t v1 = d_.find(a.quote, v0);
-            if (v1 == std::string_view::npos)
-                return std::nullopt;
-            a.raw = d_.substr(v0, v1 - v0);
-            t.attrs.push_back(a);
-            p = v1 + 1;
+            t.attrs.push_back(*a);
         }
         pos = t.end;
         return t;
+    }
+
+    /// The pseudo-attributes of the XML declaration at pos ("<?xml", white space, ... "?>"), as
+    /// written; nullopt when one is not name = quoted value after white space. pos moves past "?>".
+    std::optional<std::vector<attr>> read_declaration() {
+        std::vector<attr> out;
+        std::size_t p = pos + 5;  // "<?xml"
+        for (;;) {
+            const std::size_t ws = p;
+            while (p < d_.size() && is_space(d_[p]))
+                ++p;
+            if (d_.substr(p, 2) == "?>") {
+                pos = p + 2;
+                return out;
+            }
+            if (p == ws)
+                return std::nullopt;
+            auto a = read_attribute(p);
+            if (!a)
+                return std::nullopt;
+            out.push_back(*a);
+        }
     }
 
     /// From just after a start tag (not empty), skips to one past its matching end tag.
@@ -145,6 +149,32 @@ public:
     std::string_view doc() const { return d_; }
 
 private:
+    /// name = "value" or 'value' at p (white space around '='); p moves past the closing quote.
+    std::optional<attr> read_attribute(std::size_t& p) const {
+        std::size_t a0 = p;
+        while (p < d_.size() && !is_space(d_[p]) && d_[p] != '=' && d_[p] != '>' && d_[p] != '/')
+            ++p;
+        attr a;
+        a.name = d_.substr(a0, p - a0);
+        while (p < d_.size() && is_space(d_[p]))
+            ++p;
+        if (p >= d_.size() || d_[p] != '=')
+            return std::nullopt;
+        ++p;
+        while (p < d_.size() && is_space(d_[p]))
+            ++p;
+        if (p >= d_.size() || (d_[p] != '"' && d_[p] != '\''))
+            return std::nullopt;
+        a.quote = d_[p];
+        std::size_t v0 = ++p;
+        std::size_t v1 = d_.find(a.quote, v0);
+        if (v1 == std::string_view::npos)
+            return std::nullopt;
+        a.raw = d_.substr(v0, v1 - v0);
+        p = v1 + 1;
+        return a;
+    }
+
     std::string_view d_;
 };
 
@@ -171,6 +201,17 @@ std::optional<std::string_view> resolve(std::string_view prefix, const std::vect
 bool is_xmlns(std::string_view name) { return name == "xmlns" || name.substr(0, 6) == "xmlns:"; }
 
 } // namespace
+
+std::optional<std::vector<std::pair<std::string_view, std::string_view>>> xml_declaration(std::string_view doc) {
+    lexer lx(doc);
+    auto attrs = lx.read_declaration();
+    if (!attrs)
+        return std::nullopt;
+    std::vector<std::pair<std::string_view, std::string_view>> out;
+    for (const attr& a : *attrs)
+        out.emplace_back(a.name, a.raw);
+    return out;
+}
 
 fellesformat_layout scan_fellesformat(std::string_view doc) {
     fellesformat_layout out;

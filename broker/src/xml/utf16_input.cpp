@@ -21,8 +21,8 @@ constexpr char ascii_upper(char c) noexcept {
 }
 
 /// The XML declaration at the start of 'p' names no encoding or UTF-8. False for anything else,
-/// including a declaration this strict reading does not understand: Xerces then decides.
-bool declaration_says_utf8(std::string_view p) noexcept {
+/// including a declaration that is not plain name = quoted value pairs: Xerces then decides.
+bool declaration_says_utf8(std::string_view p) {
     constexpr std::string_view open = "<?xml";
     if (p.substr(0, open.size()) != open)
         return true;  // no declaration: UTF-8 (the first byte is '<')
@@ -33,50 +33,27 @@ bool declaration_says_utf8(std::string_view p) noexcept {
             return false;
     if (p.size() <= open.size() || !xml_space(p[open.size()]))
         return p.size() > open.size() && p[open.size()] != '?';  // "<?xml-stylesheet ...": not the declaration
-    // version, encoding, standalone: name = "value" or 'value', each after white space.
-    std::size_t i = open.size();
+    // version, encoding, standalone, each once at most; the encoding UTF-8 in any case.
+    const auto attrs = xml_declaration(p);
+    if (!attrs)
+        return false;
     bool encoding_seen = false;
-    for (;;) {
-        const std::size_t ws = i;
-        while (i < p.size() && xml_space(p[i]))
-            ++i;
-        if (p.substr(i, 2) == "?>")
-            return true;  // no encoding named (or UTF-8, checked below)
-        if (i == ws)
-            return false;
-        const std::size_t name_begin = i;
-        while (i < p.size() && p[i] >= 'a' && p[i] <= 'z')
-            ++i;
-        const std::string_view name = p.substr(name_begin, i - name_begin);
+    for (const auto& [name, value] : *attrs) {
         if (name != "version" && name != "encoding" && name != "standalone")
             return false;
-        while (i < p.size() && xml_space(p[i]))
-            ++i;
-        if (i >= p.size() || p[i] != '=')
+        if (name != "encoding")
+            continue;
+        if (encoding_seen)
             return false;
-        ++i;
-        while (i < p.size() && xml_space(p[i]))
-            ++i;
-        if (i >= p.size() || (p[i] != '"' && p[i] != '\''))
+        encoding_seen = true;
+        constexpr std::string_view utf8 = "UTF-8";
+        if (value.size() != utf8.size())
             return false;
-        const char quote = p[i++];
-        const std::size_t close = p.find(quote, i);
-        if (close == std::string_view::npos)
-            return false;
-        const std::string_view value = p.substr(i, close - i);
-        i = close + 1;
-        if (name == "encoding") {
-            if (encoding_seen)
+        for (std::size_t k = 0; k < value.size(); ++k)
+            if (ascii_upper(value[k]) != utf8[k])
                 return false;
-            encoding_seen = true;
-            constexpr std::string_view utf8 = "UTF-8";
-            if (value.size() != utf8.size())
-                return false;
-            for (std::size_t k = 0; k < value.size(); ++k)
-                if (ascii_upper(value[k]) != utf8[k])
-                    return false;
-        }
     }
+    return true;
 }
 
 } // namespace
