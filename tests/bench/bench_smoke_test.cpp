@@ -13,6 +13,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
 #include <fstream>
@@ -170,6 +171,71 @@ TEST_CASE("bench: the checker sees duplicates and losses at the receiver", "[int
     auto r = bench::run_sender(o);
     CHECK_FALSE(r.ok());
     CHECK(r.accepted == 0);
+}
+
+TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a waiting /wait",
+          "[integration][bench]") {
+    namespace asio = boost::asio;
+    bench::receiver rcv;
+    const std::string addr = receiver_address(rcv);
+    asio::io_context ioc;
+    const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), rcv.port());
+    auto post = [](std::uint32_t seq, const std::string& body) {
+        char id[bench::msg_id_len];
+        bench::make_msg_id(id, 0x0b1e55edu, 2, seq, bench::mono_us());
+        return "POST /vendor HTTP/1.1\r\nHost: x\r\nX-EDIBroker-MsgId: " + std::string(id, bench::msg_id_len) +
+               "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    };
+    // Reads with plain recv, bounded by SO_RCVTIMEO (Asio's blocking read would wait on in poll()).
+    auto read_answers = [](asio::ip::tcp::socket& s, int n) {
+        timeval tv{30, 0};
+        setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::string got;
+        char chunk[4096];
+        int answers = 0;
+        while (answers < n) {
+            const ssize_t k = ::recv(s.native_handle(), chunk, sizeof chunk, 0);
+            REQUIRE(k > 0);
+            got.append(chunk, static_cast<std::size_t>(k));
+            answers = 0;
+            for (std::size_t at = got.find("HTTP/1.1 200 OK"); at != std::string::npos;
+                 at = got.find("HTTP/1.1 200 OK", at + 1))
+                ++answers;
+        }
+        return answers;
+    };
+
+    // A GET /wait for two messages of the run, sent before either arrives: it waits.
+    asio::ip::tcp::socket waiting(ioc);
+    waiting.connect(ep);
+    asio::write(waiting, asio::buffer(std::string("GET /wait?run=0b1e55ed&n=3&timeoutMs=600000 HTTP/1.1\r\nHost: x\r\n\r\n")));
+
+    // Three POSTs in one write (pipelined), the last with a 100 KB body (more than the receiver's
+    // first buffer): three answers, in order, on the same connection.
+    asio::ip::tcp::socket s(ioc);
+    s.connect(ep);
+    asio::write(s, asio::buffer(post(1, "<a/>") + post(2, "") + post(3, std::string(100000, 'x'))));
+    CHECK(read_answers(s, 3) == 3);
+
+    // The waiting /wait was answered when the third message came, long before its ten minutes
+    // (30 s at most here, then the test fails).
+    timeval tv{30, 0};
+    setsockopt(waiting.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string got;
+    char chunk[512];
+    while (got.find("\r\n\r\n") == std::string::npos || got.back() != '3') {
+        const ssize_t n = ::recv(waiting.native_handle(), chunk, sizeof chunk, 0);
+        REQUIRE(n > 0);
+        got.append(chunk, static_cast<std::size_t>(n));
+    }
+    CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+
+    auto stats = bench::http_get(addr, "/stats");
+    REQUIRE(stats);
+    auto j = boost::json::parse(*stats).as_object();
+    CHECK(j.at("requests").as_int64() == 3);
+    CHECK(j.at("unique").as_int64() == 3);
+    CHECK(j.at("duplicates").as_int64() == 0);
 }
 
 TEST_CASE("bench: CPU per thread is read from /proc and summed by name without the trailing -N", "[bench]") {
