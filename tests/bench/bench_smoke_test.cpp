@@ -16,6 +16,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include <chrono>
 #include <fstream>
 #include <future>
 #include <latch>
@@ -96,7 +97,14 @@ TEST_CASE("bench: a second of closed-loop load, every accepted message delivered
     const auto admin_port = static_cast<unsigned short>(std::stoi(admin.substr(admin.find(':') + 1)));
     const bench::store_counters c0 = bench::read_store_counters(admin_port);
     auto r = bench::run_sender(o);
-    const bench::store_counters c1 = bench::read_store_counters(admin_port);
+    // Every delivery has reached the receiver; its delivered state is the store's next write
+    // and may still be in the writer's queue: read the counters until both writes of every
+    // message are in (at most 10 s; each read is a request to the broker's /metrics).
+    bench::store_counters c1 = bench::read_store_counters(admin_port);
+    for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         c1.write_ops - c0.write_ops < 2 * static_cast<std::int64_t>(r.delivered) &&
+         std::chrono::steady_clock::now() < until;)
+        c1 = bench::read_store_counters(admin_port);
     INFO(bench::to_json(r));
     CHECK(c0.commits >= 0);
     CHECK(c1.commits > c0.commits);
@@ -205,10 +213,11 @@ TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a
         return answers;
     };
 
-    // A GET /wait for two messages of the run, sent before either arrives: it waits.
+    // A GET /wait for the run's three messages, sent before any arrives: it waits.
     asio::ip::tcp::socket waiting(ioc);
     waiting.connect(ep);
-    asio::write(waiting, asio::buffer(std::string("GET /wait?run=0b1e55ed&n=3&timeoutMs=600000 HTTP/1.1\r\nHost: x\r\n\r\n")));
+    asio::write(waiting, asio::buffer(std::string("GET /wait?run=0b1e55ed&n=3&timeoutMs=600000 HTTP/1.1\r\n"
+                                                  "Host: x\r\nConnection: close\r\n\r\n")));
 
     // Three POSTs in one write (pipelined), the last with a 100 KB body (more than the receiver's
     // first buffer): three answers, in order, on the same connection.
@@ -229,6 +238,8 @@ TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a
         got.append(chunk, static_cast<std::size_t>(n));
     }
     CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    // It asked for "Connection: close": the receiver closes after the answer.
+    CHECK(::recv(waiting.native_handle(), chunk, sizeof chunk, 0) == 0);
 
     auto stats = bench::http_get(addr, "/stats");
     REQUIRE(stats);

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <ctime>
 #include <queue>
 #include <random>
 #include <sstream>
@@ -357,12 +358,15 @@ struct run_state {
         std::int64_t next_expiry_check = mono_us() + 1'000'000;
         while (running > 0) {
             std::int64_t now = mono_us();
-            int timeout_ms = 1000;
+            // Wake at the next due time to the microsecond (epoll_pwait2; epoll_wait's milliseconds
+            // would send an open loop's messages up to 1 ms late, in bunches), at least once a second.
+            std::int64_t wait_us = 1'000'000;
             if (!due_heap.empty())
-                timeout_ms = static_cast<int>(std::clamp<std::int64_t>((due_heap.top().first - now + 999) / 1000, 0, 1000));
-            int m = ::epoll_wait(ep, evs.data(), static_cast<int>(evs.size()), timeout_ms);
+                wait_us = std::clamp<std::int64_t>(due_heap.top().first - now, 0, 1'000'000);
+            const timespec timeout{static_cast<time_t>(wait_us / 1'000'000), static_cast<long>(wait_us % 1'000'000) * 1000};
+            int m = ::epoll_pwait2(ep, evs.data(), static_cast<int>(evs.size()), &timeout, nullptr);
             if (m < 0 && errno != EINTR) {
-                rep.error = std::string("epoll_wait: ") + std::strerror(errno);
+                rep.error = std::string("epoll_pwait2: ") + std::strerror(errno);
                 break;
             }
             for (int e = 0; e < m; ++e) {

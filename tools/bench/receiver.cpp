@@ -69,6 +69,7 @@ struct receiver::impl {
         std::uint64_t wait_n = 0;
         std::int64_t wait_deadline = 0;
         std::size_t wait_total = 0;  ///< the length of the parked request in buf
+        bool wait_close = false;     ///< it said "Connection: close"
     };
 
     int ep = -1, listen_fd = -1, wake_fd = -1;
@@ -164,7 +165,7 @@ struct receiver::impl {
 
     /// GET /wait: "run=RRRRRRRR&n=N&timeoutMs=T" (in this order). Answers at once when the run
     /// has its count, else parks the connection until it has or the time is up.
-    void wait_for(conn& c, std::string_view q, std::size_t total) {
+    void wait_for(conn& c, std::string_view q, std::size_t total, bool close) {
         std::uint32_t run = 0;
         std::uint64_t n = 0;
         long long timeout_ms = 0;
@@ -192,6 +193,7 @@ struct receiver::impl {
         c.wait_n = n;
         c.wait_deadline = mono_us() + std::clamp(timeout_ms, 0LL, 600000LL) * 1000;
         c.wait_total = total;
+        c.wait_close = close;
         ++parked;
     }
 
@@ -203,6 +205,7 @@ struct receiver::impl {
         add_answer(c, 200, std::to_string(per_run[c.wait_run]));
         std::memmove(c.buf.data(), c.buf.data() + c.wait_total, c.have - c.wait_total);
         c.have -= c.wait_total;
+        c.close_after = c.wait_close;
         return serve(c);
     }
 
@@ -296,7 +299,7 @@ struct receiver::impl {
                 if (target == "/stats") {
                     add_answer(c, 200, stats_json());
                 } else if (target.rfind("/wait?", 0) == 0) {
-                    wait_for(c, target.substr(6), total);
+                    wait_for(c, target.substr(6), total, close);
                     if (c.parked)
                         break;  // the request stays in buf until it is answered
                 } else if (target.rfind("/ids", 0) == 0) {
