@@ -68,6 +68,17 @@ double median(std::vector<double> v);
 void pin_to_cpu(int cpu);
 
 // ------------------------------------------------------------------------------------------------
+// non-blocking sockets on one epoll set (the load generator and the receiver)
+
+enum class send_result { done, would_block, failed };
+/// Sends data[at, end) on a non-blocking socket, advancing 'at': done when all of it went out,
+/// would_block when the socket's buffer is full (wait for EPOLLOUT), failed on an error.
+send_result send_some(int fd, std::string_view data, std::size_t& at);
+/// Changes fd's registration on the epoll set 'ep' to EPOLLIN | EPOLLOUT (on) or EPOLLIN alone
+/// (off), keeping 'data' as the event's user data; 'watching' is the caller's record of which.
+void want_output(int ep, int fd, std::uint64_t data, bool on, bool& watching);
+
+// ------------------------------------------------------------------------------------------------
 // the message
 
 /// Length of a MsgId made by make_msg_id (UUID-shaped: 8-4-4-4-12 hex digits).

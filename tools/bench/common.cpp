@@ -2,6 +2,7 @@
 #include "bench.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -14,6 +15,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -351,6 +353,32 @@ message_template dialog_message(std::size_t size) {
     t.doc += attach_tail;
     t.doc += end;
     return t;
+}
+
+send_result send_some(int fd, std::string_view data, std::size_t& at) {
+    while (at < data.size()) {
+        const ssize_t n = ::send(fd, data.data() + at, data.size() - at, MSG_NOSIGNAL);
+        if (n > 0) {
+            at += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return send_result::would_block;
+        return send_result::failed;
+    }
+    return send_result::done;
+}
+
+void want_output(int ep, int fd, std::uint64_t data, bool on, bool& watching) {
+    if (watching == on)
+        return;
+    epoll_event ev{};
+    ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
+    ev.data.u64 = data;
+    ::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+    watching = on;
 }
 
 } // namespace bench

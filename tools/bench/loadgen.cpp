@@ -177,7 +177,7 @@ struct run_state {
         }
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.u32 = c.k;
+        ev.data.u64 = c.k;
         if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
             ::close(fd);
             return false;
@@ -187,33 +187,12 @@ struct run_state {
         return true;
     }
 
-    void want_output(sender_conn& c, bool on) {
-        if (c.want_out == on)
-            return;
-        epoll_event ev{};
-        ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
-        ev.data.u32 = c.k;
-        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
-        c.want_out = on;
-    }
-
     /// Sends what is left of the request; false when the connection failed.
     bool write_some(sender_conn& c) {
-        while (c.written < c.req.size()) {
-            ssize_t n = ::send(c.fd, c.req.data() + c.written, c.req.size() - c.written, MSG_NOSIGNAL);
-            if (n > 0) {
-                c.written += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                want_output(c, true);
-                return true;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
+        const send_result r = send_some(c.fd, c.req, c.written);
+        if (r == send_result::failed)
             return false;
-        }
-        want_output(c, false);
+        want_output(ep, c.fd, c.k, r == send_result::would_block, c.want_out);
         return true;
     }
 
@@ -370,7 +349,7 @@ struct run_state {
                 break;
             }
             for (int e = 0; e < m; ++e) {
-                sender_conn& c = conns[evs[static_cast<std::size_t>(e)].data.u32];
+                sender_conn& c = conns[static_cast<std::size_t>(evs[static_cast<std::size_t>(e)].data.u64)];
                 if (c.fd < 0)
                     continue;  // closed by an earlier event of this round
                 const std::uint32_t what = evs[static_cast<std::size_t>(e)].events;

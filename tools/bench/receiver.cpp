@@ -119,16 +119,6 @@ struct receiver::impl {
         c.out += body;
     }
 
-    void want_output(conn& c, bool on) {
-        if (c.want_out == on)
-            return;
-        epoll_event ev{};
-        ev.events = on ? EPOLLIN | EPOLLOUT : EPOLLIN;
-        ev.data.fd = c.fd;
-        ::epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
-        c.want_out = on;
-    }
-
     void close_conn(conn& c) {
         if (c.parked)
             --parked;
@@ -138,24 +128,18 @@ struct receiver::impl {
 
     /// Writes what is queued; false when the connection is gone (closed here).
     bool flush(conn& c) {
-        while (c.out_at < c.out.size()) {
-            ssize_t n = ::send(c.fd, c.out.data() + c.out_at, c.out.size() - c.out_at, MSG_NOSIGNAL);
-            if (n > 0) {
-                c.out_at += static_cast<std::size_t>(n);
-                continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                want_output(c, true);
-                return true;
-            }
+        const send_result r = send_some(c.fd, c.out, c.out_at);
+        if (r == send_result::failed) {
             close_conn(c);
             return false;
         }
+        if (r == send_result::would_block) {
+            want_output(ep, c.fd, static_cast<std::uint64_t>(c.fd), true, c.want_out);
+            return true;
+        }
         c.out.clear();
         c.out_at = 0;
-        want_output(c, false);
+        want_output(ep, c.fd, static_cast<std::uint64_t>(c.fd), false, c.want_out);
         if (c.close_after) {
             close_conn(c);
             return false;
@@ -351,7 +335,7 @@ struct receiver::impl {
             ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             epoll_event ev{};
             ev.events = EPOLLIN;
-            ev.data.fd = fd;
+            ev.data.u64 = static_cast<std::uint64_t>(fd);
             if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
                 ::close(fd);
                 continue;
@@ -372,7 +356,7 @@ struct receiver::impl {
             if (m < 0 && errno != EINTR)
                 return;
             for (int e = 0; e < m; ++e) {
-                const int fd = evs[static_cast<std::size_t>(e)].data.fd;
+                const int fd = static_cast<int>(evs[static_cast<std::size_t>(e)].data.u64);
                 const std::uint32_t what = evs[static_cast<std::size_t>(e)].events;
                 if (fd == wake_fd)
                     return;
@@ -425,7 +409,7 @@ receiver::receiver(unsigned short port) : impl_(std::make_unique<impl>()) {
     for (int fd : {r.listen_fd, r.wake_fd}) {
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.fd = fd;
+        ev.data.u64 = static_cast<std::uint64_t>(fd);
         if (::epoll_ctl(r.ep, EPOLL_CTL_ADD, fd, &ev) != 0)
             fail("epoll_ctl");
     }
