@@ -100,9 +100,10 @@ private:
 /// When Xerces would read 'doc' as UTF-8 throughout (no byte order mark but UTF-8's, no XML
 /// declaration or one that names UTF-8, only ASCII before the first '>') and all of it is
 /// well-formed UTF-8, writes its UTF-16 form (host byte order, without the mark) to 'out' and
-/// returns true; false otherwise, and then the caller hands Xerces the bytes as they are. Xerces reads UTF-16 in the host's order with a copy
-/// where its UTF-8 decoder takes about seven instructions per byte; the characters it sees, and so
-/// its verdicts and diagnostic positions, are the same either way.
+/// returns true; false otherwise, and then the caller hands Xerces the bytes as they are. Xerces
+/// reads UTF-16 in the host's order with a copy where its UTF-8 decoder takes about seven
+/// instructions per byte; the characters it sees, and so its verdicts and diagnostic positions,
+/// are the same either way.
 bool utf8_document_as_utf16(std::string_view doc, utf16_buffer& out);
 
 /// The regex pre-warm for Xerces' shared character-class tables (see platform_init).

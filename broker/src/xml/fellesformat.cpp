@@ -92,10 +92,11 @@ public:
         return t;
     }
 
-    /// The pseudo-attributes of the XML declaration at pos ("<?xml", white space, ... "?>"), as
-    /// written; nullopt when one is not name = quoted value after white space. pos moves past "?>".
-    std::optional<std::vector<attr>> read_declaration() {
-        std::vector<attr> out;
+    /// The pseudo-attributes (name, value as written) of the XML declaration at pos ("<?xml",
+    /// white space, ... "?>"); nullopt when one is not name = quoted value after white space. pos
+    /// moves past "?>".
+    std::optional<std::vector<std::pair<std::string_view, std::string_view>>> read_declaration() {
+        std::vector<std::pair<std::string_view, std::string_view>> out;
         std::size_t p = pos + 5;  // "<?xml"
         for (;;) {
             const std::size_t ws = p;
@@ -110,7 +111,7 @@ public:
             auto a = read_attribute(p);
             if (!a)
                 return std::nullopt;
-            out.push_back(*a);
+            out.emplace_back(a->name, a->raw);
         }
     }
 
@@ -204,13 +205,7 @@ bool is_xmlns(std::string_view name) { return name == "xmlns" || name.substr(0, 
 
 std::optional<std::vector<std::pair<std::string_view, std::string_view>>> xml_declaration(std::string_view doc) {
     lexer lx(doc);
-    auto attrs = lx.read_declaration();
-    if (!attrs)
-        return std::nullopt;
-    std::vector<std::pair<std::string_view, std::string_view>> out;
-    for (const attr& a : *attrs)
-        out.emplace_back(a.name, a.raw);
-    return out;
+    return lx.read_declaration();
 }
 
 fellesformat_layout scan_fellesformat(std::string_view doc) {
