@@ -40,6 +40,16 @@ std::unique_ptr<testing::broker_env> broker_for(const bench::receiver& r) {
     return std::make_unique<testing::broker_env>([url](const std::string&) { return testing::test_rules(url); });
 }
 
+/// The receiver's GET /stats counts: POSTs, distinct MsgIds, and MsgIds that came again.
+void check_stats(const std::string& addr, std::int64_t requests, std::int64_t unique, std::int64_t duplicates) {
+    auto stats = bench::http_get(addr, "/stats");
+    REQUIRE(stats);
+    auto s = boost::json::parse(*stats).as_object();
+    CHECK(s.at("requests").as_int64() == requests);
+    CHECK(s.at("unique").as_int64() == unique);
+    CHECK(s.at("duplicates").as_int64() == duplicates);
+}
+
 /// The stage rows the report tests share: a store ceiling of 12 000 msg/s, Xerces at 20 000/s.
 constexpr const char* stage_rows =
     R"({"name":"sqlite.insert.full.txn256","unit":"msg/s","value":30000,"cpu_us_per_op":10})" "\n"
@@ -156,12 +166,7 @@ TEST_CASE("bench: the checker sees duplicates and losses at the receiver", "[int
         auto resp = testing::http_request("POST", "http://" + addr + "/vendor", "<x/>", {header});
         REQUIRE(resp.status == 200);
     }
-    auto stats = bench::http_get(addr, "/stats");
-    REQUIRE(stats);
-    auto s = boost::json::parse(*stats).as_object();
-    CHECK(s.at("requests").as_int64() == 2);
-    CHECK(s.at("unique").as_int64() == 1);
-    CHECK(s.at("duplicates").as_int64() == 1);
+    check_stats(addr, 2, 1, 1);
     auto ids = bench::http_get(addr, "/ids?run=00c0ffee");
     REQUIRE(ids);
     CHECK(ids->find(std::string(id, bench::msg_id_len) + " 2 ") == 0);
@@ -241,12 +246,7 @@ TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a
     // It asked for "Connection: close": the receiver closes after the answer.
     CHECK(::recv(waiting.native_handle(), chunk, sizeof chunk, 0) == 0);
 
-    auto stats = bench::http_get(addr, "/stats");
-    REQUIRE(stats);
-    auto j = boost::json::parse(*stats).as_object();
-    CHECK(j.at("requests").as_int64() == 3);
-    CHECK(j.at("unique").as_int64() == 3);
-    CHECK(j.at("duplicates").as_int64() == 0);
+    check_stats(addr, 3, 3, 0);
 }
 
 TEST_CASE("bench: CPU per thread is read from /proc and summed by name without the trailing -N", "[bench]") {

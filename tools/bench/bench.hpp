@@ -68,7 +68,11 @@ double median(std::vector<double> v);
 void pin_to_cpu(int cpu);
 
 // ------------------------------------------------------------------------------------------------
-// non-blocking sockets on one epoll set (the load generator and the receiver)
+// HTTP on non-blocking sockets on one epoll set (the load generator and the receiver)
+
+/// 'line' starts with 'lower_name' (given in lower case), ignoring the case of ASCII letters:
+/// HTTP header names.
+bool iequal_prefix(std::string_view line, std::string_view lower_name);
 
 enum class send_result { done, would_block, failed };
 /// Sends data[at, end) on a non-blocking socket, advancing 'at': done when all of it went out,

@@ -2,6 +2,7 @@
 #include "bench.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -353,6 +354,15 @@ message_template dialog_message(std::size_t size) {
     t.doc += attach_tail;
     t.doc += end;
     return t;
+}
+
+bool iequal_prefix(std::string_view line, std::string_view lower_name) {
+    if (line.size() < lower_name.size())
+        return false;
+    for (std::size_t i = 0; i < lower_name.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(line[i])) != lower_name[i])
+            return false;
+    return true;
 }
 
 send_result send_some(int fd, std::string_view data, std::size_t& at) {

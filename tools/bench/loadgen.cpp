@@ -39,15 +39,6 @@ namespace bench {
 
 namespace {
 
-bool iequal_prefix(std::string_view line, std::string_view lower_name) {
-    if (line.size() < lower_name.size())
-        return false;
-    for (std::size_t i = 0; i < lower_name.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(line[i])) != lower_name[i])
-            return false;
-    return true;
-}
-
 /// One parsed response head.
 struct response_head {
     int status = 0;

@@ -29,15 +29,6 @@ namespace bench {
 
 namespace {
 
-bool iequal_prefix(std::string_view line, std::string_view name) {
-    if (line.size() < name.size())
-        return false;
-    for (std::size_t i = 0; i < name.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(line[i])) != name[i])
-            return false;
-    return true;
-}
-
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
         s.remove_prefix(1);
