@@ -127,8 +127,15 @@ store_counters read_store_counters(unsigned short port) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
         ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
         char buf[16384];
-        for (ssize_t n; text.size() < (4u << 20) && (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+        // EINTR (a signal, or io_uring completion work for this thread: see http_get) is not the end.
+        for (int interrupted = 0; text.size() < (4u << 20);) {
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR && ++interrupted < 100)
+                continue;
+            if (n <= 0)
+                break;
             text.append(buf, static_cast<std::size_t>(n));
+        }
     }
     ::close(fd);
     // Prometheus text: "name value" per line; HELP and TYPE lines start with '#'.

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <queue>
@@ -543,9 +544,16 @@ std::optional<std::string> http_get(const std::string& host_port, const std::str
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
         return std::nullopt;
+    // A send or recv with a timeout that a signal interrupts fails with EINTR instead of going on;
+    // so does one on a thread that used an io_uring-backed io_context (the kernel runs the ring's
+    // completion work on that thread). Such a call is tried again until the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto interrupted = [&] { return errno == EINTR && std::chrono::steady_clock::now() < deadline; };
     const std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";
     for (std::size_t off = 0; off < req.size();) {
         ssize_t n = ::send(fd, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && interrupted())
+            continue;
         if (n <= 0)
             return std::nullopt;
         off += static_cast<std::size_t>(n);
@@ -554,6 +562,8 @@ std::optional<std::string> http_get(const std::string& host_port, const std::str
     char chunk[65536];
     for (;;) {
         ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        if (n < 0 && interrupted())
+            continue;
         if (n < 0)
             return std::nullopt;  // the time is up, or the connection failed
         resp.append(chunk, static_cast<std::size_t>(n));
