@@ -5,6 +5,7 @@ pkgs=(build-essential cmake ninja-build pkg-config curl
       libboost1.81-dev libboost-json1.81-dev libxerces-c-dev libcurl4-openssl-dev
       libsqlite3-dev libssl-dev catch2
       libjemalloc-dev            # the broker's allocator (see README, "Libraries")
+      liburing-dev               # Boost.Asio's io_uring backend (see README, "Libraries")
       libqpid-proton-cpp12-dev   # AMQP 1.0 client (adapters/amqp)
       rabbitmq-server            # the real AMQP 1.0 broker the AMQP tests start on 127.0.0.1
       python3-aiosmtpd)          # the real SMTP server the visit-notification tests start on 127.0.0.1

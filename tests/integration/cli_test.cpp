@@ -8,10 +8,21 @@
 #include <mutex>
 #include <thread>
 
+#include <cerrno>
+#include <cstddef>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#if defined(__x86_64__)
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#endif
 
 using namespace testing;
 
@@ -74,6 +85,25 @@ child serve(const std::string& data, std::string& url) {
     return c;
 }
 
+#if defined(__x86_64__)
+/// In the child before exec: io_uring_setup fails with EPERM, as under Docker's default seccomp
+/// profile (since Docker 25) or with the sysctl kernel.io_uring_disabled=2.
+void forbid_io_uring() {
+    static sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    static sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0)
+        _exit(126);
+}
+#endif
+
 } // namespace
 
 TEST_CASE("edibroker validate: exit 0 when valid, 1 with FILE:LINE:COL otherwise", "[integration][cli]") {
@@ -134,6 +164,47 @@ TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[
     CHECK(std::filesystem::exists(dir.path() / "data" / "edibroker.db"));
     // The body went to the body log beside it (body-log = on by default).
     CHECK(std::filesystem::file_size(dir.path() / "data" / "edibroker.db-bodies" / "00000001.seg") > doc.size());
+}
+
+TEST_CASE("edibroker serve where io_uring is forbidden: the io_uring build stops and says why and what to do, "
+          "the epoll build serves",
+          "[integration][cli]") {
+    auto version = run({broker_binary().string(), "version"});
+    CHECK(version.code == 0);
+    CHECK(version.out.find(std::string("(network I/O: ") + broker::io_backend() + ")") != std::string::npos);
+#if !defined(__x86_64__)
+    WARN("skipped: this test's seccomp filter is written for x86-64");
+#else
+    temp_dir dir;
+    child c = spawn({broker_binary().string(), "serve", "--listen", "127.0.0.1:0", "--data-dir",
+                     (dir.path() / "data").string(), "--set", "log-level=warn"},
+                    forbid_io_uring);
+#if defined(EDIBROKER_IO_URING)
+    std::string out = drain(c.out);
+    std::string err = drain(c.err);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    INFO("stdout: " << out << "\nstderr: " << err);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    CHECK(out.find("listening on") == std::string::npos);
+    CHECK(err.find("io_uring_setup: Operation not permitted") != std::string::npos);
+    CHECK(err.find("cmake -DEDIBROKER_IO_URING=OFF") != std::string::npos);
+    // The check comes before anything is opened.
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "data" / "edibroker.db"));
+#else
+    std::string line = read_line(c.out, 20000);
+    INFO("stdout: " << line);
+    CHECK(line.rfind("listening on 127.0.0.1:", 0) == 0);
+    kill(c.pid, SIGTERM);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    close(c.out);
+    close(c.err);
+#endif
+#endif
 }
 
 TEST_CASE("edibroker serve refuses a broken rules file with file:line:col", "[integration][cli]") {

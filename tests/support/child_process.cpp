@@ -6,7 +6,7 @@
 
 namespace testing {
 
-child spawn(const std::vector<std::string>& args) {
+child spawn(const std::vector<std::string>& args, void (*in_child)()) {
     int o[2], e[2];
     REQUIRE(pipe(o) == 0);
     REQUIRE(pipe(e) == 0);
@@ -22,6 +22,8 @@ child spawn(const std::vector<std::string>& args) {
         dup2(e[1], 2);
         close(o[0]);
         close(e[0]);
+        if (in_child)
+            in_child();
         execv(argv[0], argv.data());
         _exit(127);
     }

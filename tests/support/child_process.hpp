@@ -15,7 +15,8 @@ struct child {
 };
 
 /// Starts args[0] (a path) with 'args'; stdin is inherited. The caller reads and closes the pipes
-/// and waits for the child.
-child spawn(const std::vector<std::string>& args);
+/// and waits for the child. 'in_child', when given, runs in the child just before exec (only
+/// async-signal-safe calls there).
+child spawn(const std::vector<std::string>& args, void (*in_child)() = nullptr);
 
 } // namespace testing

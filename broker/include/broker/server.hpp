@@ -92,8 +92,17 @@ public:
 };
 
 /// Open the store, import the registry, load and check the rules, build adapters. Every problem
-/// is reported with its file:line:col where there is one.
+/// is reported with its file:line:col where there is one. Fails first when io_backend_ready() does.
 result<std::unique_ptr<server>> make_server(const config& c);
+
+/// The I/O backend this build runs Boost.Asio on: "io_uring" or "epoll" (CMake option
+/// EDIBROKER_IO_URING).
+const char* io_backend();
+
+/// Whether that backend works on this machine. epoll always does; io_uring can be refused by the
+/// kernel (sysctl kernel.io_uring_disabled) or by a container's seccomp profile, and the error
+/// ("io.unavailable") then says so and names the way out.
+result<void> io_backend_ready();
 
 /// The command-line entry point (`edibroker <command> ...`). Returns the process exit code.
 int run_cli(int argc, char** argv);

@@ -251,7 +251,7 @@ int run_cli(int argc, char** argv) {
     if (cmd == "store")
         return tools::cmd_store(argc - 2, argv + 2);
     if (cmd == "version" || cmd == "--version") {
-        std::cout << "edibroker " << EDIBROKER_VERSION << "\n";
+        std::cout << "edibroker " << EDIBROKER_VERSION << " (network I/O: " << io_backend() << ")\n";
         return 0;
     }
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

@@ -306,6 +306,9 @@ private:
 } // namespace
 
 result<std::unique_ptr<server>> make_server(const config& c) {
+    // Before any io_context exists: Asio's io_uring backend throws from its constructor.
+    if (auto r = io_backend_ready(); !r)
+        return r.error();
     auto s = std::make_unique<server_impl>(c);
     if (auto r = s->init(); !r)
         return r.error();

@@ -17,6 +17,7 @@
 
 #include "admin/ops.hpp"
 #include "broker/adapter.hpp"
+#include "broker/server.hpp"
 #include "broker/xml.hpp"
 #include "tools/common.hpp"
 #include "tools/http_client.hpp"
@@ -397,6 +398,8 @@ int cmd_replay(int argc, char** argv) {
         auto url = parse_url(a->get("--to"));
         if (!url)
             return fail(url.error(), 2);
+        if (auto r = io_backend_ready(); !r)
+            return fail(r.error(), 1);
         where = a->get("--to");
         std::atomic<std::size_t> next{0}, done{0};
         std::mutex rate_mu;
