@@ -1,17 +1,19 @@
 # Shared by tools/bench/run.sh and tools/bench/profile.sh (sourced, not run): the bounded wait for
 # a process's line, and the vendor receiver + edibroker setup that both load.
 #
-# bench_setup NAME: needs here, build (1: build) and keep (1: keep the work folder); sets bdir,
-# BROKER, BENCH, work (/tmp/edibroker-NAME.XXXXXX: ext4 on the virtio disk here, as in limits.md) and
-# pids (processes to stop), and stops them and removes work on exit.
+# bench_setup NAME [BUILD_DIR [CMAKE_ARG...]]: needs here, build (1: build) and keep (1: keep the
+# work folder); sets bdir (BUILD_DIR under the repo, default build-bench, configured with the extra
+# CMAKE_ARGs), BROKER, BENCH, work (/tmp/edibroker-NAME.XXXXXX: ext4 on the virtio disk here, as in
+# limits.md) and pids (processes to stop), and stops them and removes work on exit.
 # start_broker sets rpid, rport, bpid, bport, aport.
 
 bench_setup() {
-  bdir="$here/build-bench"
+  bdir="$here/${2:-build-bench}"
+  local extra=("${@:3}")
   if ((build)); then
     # Release; no -Werror: GCC 12 at -O3 warns falsely (-Wrestrict) inside libstdc++. The tests stay
     # configured as they are (only the two targets below are built).
-    cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_BENCH=ON >/dev/null
+    cmake -S "$here" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDIBROKER_BUILD_BENCH=ON "${extra[@]}" >/dev/null
     cmake --build "$bdir" -j "$(nproc)" --target edibroker edibroker-bench | grep -v -e '^\[' -e 'Re-checking' || true
   fi
   BROKER="$bdir/broker/edibroker"
