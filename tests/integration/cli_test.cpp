@@ -154,13 +154,7 @@ TEST_CASE("edibroker serve prints its address, serves, and stops on SIGTERM", "[
     auto r = http_request("POST", url + "/Messages", doc, {"Content-Type: application/xml"});
     CHECK(r.status == 201);
     CHECK(r.body.find("\"state\":\"routed\"") != std::string::npos);
-    kill(c.pid, SIGTERM);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    close(c.out);
-    close(c.err);
+    CHECK(stop(c) == 0);
     CHECK(std::filesystem::exists(dir.path() / "data" / "edibroker.db"));
     // The body went to the body log beside it (body-log = on by default).
     CHECK(std::filesystem::file_size(dir.path() / "data" / "edibroker.db-bodies" / "00000001.seg") > doc.size());
@@ -196,13 +190,7 @@ TEST_CASE("edibroker serve where io_uring is forbidden: the io_uring build stops
     std::string line = read_line(c.out, 20000);
     INFO("stdout: " << line);
     CHECK(line.rfind("listening on 127.0.0.1:", 0) == 0);
-    kill(c.pid, SIGTERM);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    close(c.out);
-    close(c.err);
+    CHECK(stop(c) == 0);
 #endif
 #endif
 }

@@ -440,13 +440,7 @@ TEST_CASE("serve: SIGHUP reloads the rules and the registry; a broken file is re
     CHECK(wait_for_line(c.err, "\"event\":\"reloaded\"", 10000, &seen));
     CHECK(party("9100320") == 200);
 
-    kill(c.pid, SIGTERM);
-    int status = 0;
-    waitpid(c.pid, &status, 0);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    close(c.out);
-    close(c.err);
+    CHECK(stop(c) == 0);
 }
 
 TEST_CASE("replay on a terminal shows a progress bar; --rate paces the sending", "[integration][operator][replay]") {

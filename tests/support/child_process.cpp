@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <csignal>
+
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace testing {
@@ -30,6 +33,16 @@ child spawn(const std::vector<std::string>& args, void (*in_child)()) {
     close(o[1]);
     close(e[1]);
     return {pid, o[0], e[0]};
+}
+
+int stop(child& c) {
+    kill(c.pid, SIGTERM);
+    int status = 0;
+    waitpid(c.pid, &status, 0);
+    close(c.out);
+    close(c.err);
+    c.out = c.err = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 } // namespace testing

@@ -19,4 +19,8 @@ struct child {
 /// async-signal-safe calls there).
 child spawn(const std::vector<std::string>& args, void (*in_child)() = nullptr);
 
+/// Sends SIGTERM, waits for the child and closes its pipes. Returns its exit code, or -1 when a
+/// signal ended it.
+int stop(child& c);
+
 } // namespace testing
