@@ -16,7 +16,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
-#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -200,24 +199,16 @@ TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a
         return "POST /vendor HTTP/1.1\r\nHost: x\r\nX-EDIBroker-MsgId: " + std::string(id, bench::msg_id_len) +
                "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     };
-    // Plain recv, bounded by SO_RCVTIMEO (Asio's blocking read would wait on in poll()); tried
-    // again on EINTR (a signal, or completion work of an io_uring ring this thread used).
-    auto recv_some = [](asio::ip::tcp::socket& s, char* buf, std::size_t size) {
-        ssize_t k;
-        int tries = 0;
-        do
-            k = ::recv(s.native_handle(), buf, size, 0);
-        while (k < 0 && errno == EINTR && ++tries < 100);
-        return k;
-    };
-    auto read_answers = [&](asio::ip::tcp::socket& s, int n) {
+    // Plain recv, bounded by SO_RCVTIMEO (Asio's blocking read would wait on in poll()), tried
+    // again on EINTR (bench::recv_retrying).
+    auto read_answers = [](asio::ip::tcp::socket& s, int n) {
         timeval tv{30, 0};
         setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         std::string got;
         char chunk[4096];
         int answers = 0;
         while (answers < n) {
-            const ssize_t k = recv_some(s, chunk, sizeof chunk);
+            const ssize_t k = bench::recv_retrying(s.native_handle(), chunk, sizeof chunk);
             REQUIRE(k > 0);
             got.append(chunk, static_cast<std::size_t>(k));
             answers = 0;
@@ -248,13 +239,13 @@ TEST_CASE("bench: the receiver answers pipelined and large requests, and wakes a
     std::string got;
     char chunk[512];
     while (got.find("\r\n\r\n") == std::string::npos || got.back() != '3') {
-        const ssize_t n = recv_some(waiting, chunk, sizeof chunk);
+        const ssize_t n = bench::recv_retrying(waiting.native_handle(), chunk, sizeof chunk);
         REQUIRE(n > 0);
         got.append(chunk, static_cast<std::size_t>(n));
     }
     CHECK(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
     // It asked for "Connection: close": the receiver closes after the answer.
-    CHECK(recv_some(waiting, chunk, sizeof chunk) == 0);
+    CHECK(bench::recv_retrying(waiting.native_handle(), chunk, sizeof chunk) == 0);
 
     check_stats(addr, 3, 3, 0);
 }

@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace bench {
 
 // ------------------------------------------------------------------------------------------------
@@ -81,6 +83,10 @@ send_result send_some(int fd, std::string_view data, std::size_t& at);
 /// Changes fd's registration on the epoll set 'ep' to EPOLLIN | EPOLLOUT (on) or EPOLLIN alone
 /// (off), keeping 'data' as the event's user data; 'watching' is the caller's record of which.
 void want_output(int ep, int fd, std::uint64_t data, bool on, bool& watching);
+/// recv() on a blocking socket, tried again (at most 100 times) when EINTR interrupts it: a
+/// signal, or io_uring completion work that the kernel runs on a thread that used an io_uring
+/// io_context; a recv with SO_RCVTIMEO is not restarted after either.
+ssize_t recv_retrying(int fd, char* buf, std::size_t size);
 
 // ------------------------------------------------------------------------------------------------
 // the message

@@ -127,15 +127,8 @@ store_counters read_store_counters(unsigned short port) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
         ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
         char buf[16384];
-        // EINTR (a signal, or io_uring completion work for this thread: see http_get) is not the end.
-        for (int interrupted = 0; text.size() < (4u << 20);) {
-            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-            if (n < 0 && errno == EINTR && ++interrupted < 100)
-                continue;
-            if (n <= 0)
-                break;
+        for (ssize_t n; text.size() < (4u << 20) && (n = recv_retrying(fd, buf, sizeof buf)) > 0;)
             text.append(buf, static_cast<std::size_t>(n));
-        }
     }
     ::close(fd);
     // Prometheus text: "name value" per line; HELP and TYPE lines start with '#'.
@@ -386,6 +379,15 @@ send_result send_some(int fd, std::string_view data, std::size_t& at) {
         return send_result::failed;
     }
     return send_result::done;
+}
+
+ssize_t recv_retrying(int fd, char* buf, std::size_t size) {
+    ssize_t n;
+    int tries = 0;
+    do
+        n = ::recv(fd, buf, size, 0);
+    while (n < 0 && errno == EINTR && ++tries < 100);
+    return n;
 }
 
 void want_output(int ep, int fd, std::uint64_t data, bool on, bool& watching) {
